@@ -1,0 +1,354 @@
+package config
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"regexp"
+	"strings"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+
+	"github.com/linesight/linesight/camera"
+	"github.com/linesight/linesight/inference/onnx"
+	"github.com/linesight/linesight/internal/cli"
+	"github.com/linesight/linesight/internal/validate"
+)
+
+// Config is the whole edge-agent configuration.
+type Config struct {
+	Device  Device         `yaml:"device"`
+	Log     cli.LogOptions `yaml:"log"`
+	DataDir string         `yaml:"data_dir"` // store, images and model versions live here
+	Cameras []Camera       `yaml:"cameras"`
+	Model   Model          `yaml:"model"`
+	Policy  Policy         `yaml:"policy"`
+	Store   Store          `yaml:"store"`
+	Review  Review         `yaml:"review"`
+	Outputs Outputs        `yaml:"outputs"`
+	MQTT    MQTT           `yaml:"mqtt"`
+}
+
+// Device identifies this line device in the fleet.
+type Device struct {
+	ID    string   `yaml:"id"`
+	Site  string   `yaml:"site"`
+	Group []string `yaml:"groups,omitempty"` // rollout groups this device belongs to
+}
+
+// Camera is one camera and the automation level its parts are decided at.
+type Camera struct {
+	camera.Spec `yaml:",inline"`
+	// Automation is the degree of automation: human, shadow, assist, partial or full.
+	Automation string `yaml:"automation"`
+}
+
+// Model says which model runs and on what.
+type Model struct {
+	// Path is a model package directory (model.onnx + manifest) or a bare .onnx;
+	// empty means the built-in default model.
+	Path         string `yaml:"path,omitempty"`
+	onnx.Options `yaml:",inline"`
+}
+
+// Policy is the guardrail layer's configuration.
+type Policy struct {
+	// FailSafe is the verdict when inference fails or a deadline is missed: reject or defer (never pass).
+	FailSafe string `yaml:"fail_safe"`
+	// PassThreshold and RejectThreshold override the model manifest's calibrated
+	// thresholds when > 0: a part auto-passes when P(good) >= PassThreshold and
+	// auto-rejects when P(defect) >= RejectThreshold.
+	PassThreshold   float64 `yaml:"pass_threshold,omitempty"`
+	RejectThreshold float64 `yaml:"reject_threshold,omitempty"`
+	// AlwaysReview lists classes that always go to a human.
+	AlwaysReview []string `yaml:"always_review,omitempty"`
+	// MaxDeferRate raises an alarm when the share of deferred parts over the window exceeds it.
+	MaxDeferRate float64 `yaml:"max_defer_rate"`
+	// AuditSample is the share of automatically decided parts also sent to review (0..1).
+	AuditSample float64 `yaml:"audit_sample"`
+	// DriftDowngrade lowers the automation level to assist while a drift alarm is active.
+	DriftDowngrade bool `yaml:"drift_downgrade"`
+}
+
+// Store is the bbolt store and its retention.
+type Store struct {
+	Path      string        `yaml:"path,omitempty"` // default: <data_dir>/linesight.db
+	MaxAge    time.Duration `yaml:"max_age"`
+	MaxBytes  ByteSize      `yaml:"max_bytes"`
+	JPEGQual  int           `yaml:"jpeg_quality"`
+	KeepImage string        `yaml:"keep_images"` // deferred, sampled or all
+}
+
+// Review is the operator web UI.
+type Review struct {
+	Listen string `yaml:"listen"`
+	// Auth is users (accounts below), header (trusted reverse-proxy header) or open (no login: demo only).
+	Auth       string `yaml:"auth"`
+	UserHeader string `yaml:"user_header,omitempty"`
+	Users      []User `yaml:"users,omitempty"`
+	// SessionKey signs session cookies; set it through LINESIGHT_REVIEW_SESSION_KEY.
+	SessionKey string `yaml:"session_key,omitempty"`
+}
+
+// User is one UI account; the password is stored as a bcrypt hash.
+type User struct {
+	Name         string `yaml:"name"`
+	Role         string `yaml:"role"` // inspector or supervisor
+	PasswordHash string `yaml:"password_hash"`
+}
+
+// Outputs are where verdicts go besides the store.
+type Outputs struct {
+	MQTT    bool    `yaml:"mqtt"` // verdicts to linesight/v1/<site>/<device>/<camera>/decisions
+	Webhook Webhook `yaml:"webhook,omitempty"`
+	JSONL   string  `yaml:"jsonl,omitempty"` // path of a local JSON-lines sink
+}
+
+// Webhook posts each verdict as JSON.
+type Webhook struct {
+	URL     string        `yaml:"url,omitempty"`
+	Timeout time.Duration `yaml:"timeout,omitempty"`
+	// Token is sent as a bearer token; set it through LINESIGHT_WEBHOOK_TOKEN.
+	Token string `yaml:"token,omitempty"`
+}
+
+// MQTT is the link to the broker: the plant's, the cloud's, or an embedded one.
+type MQTT struct {
+	// Broker is tcp://host:1883, ssl://host:8883, or "embedded" to start one in-process.
+	Broker   string `yaml:"broker"`
+	Embedded struct {
+		Listen string `yaml:"listen"`
+	} `yaml:"embedded,omitempty"`
+	ClientID string `yaml:"client_id,omitempty"` // default: linesight-<device.id>
+	Username string `yaml:"username,omitempty"`
+	// Password: set it through LINESIGHT_MQTT_PASSWORD.
+	Password string `yaml:"password,omitempty"`
+	TLS      TLS    `yaml:"tls,omitempty"`
+}
+
+// TLS configures client certificates for the MQTT link.
+type TLS struct {
+	CA   string `yaml:"ca,omitempty"`
+	Cert string `yaml:"cert,omitempty"`
+	Key  string `yaml:"key,omitempty"`
+}
+
+// Automation levels, left to right as trust grows.
+var AutomationLevels = []string{"human", "shadow", "assist", "partial", "full"}
+
+// Environment variables that override secrets in the file.
+const (
+	EnvMQTTUsername     = "LINESIGHT_MQTT_USERNAME"
+	EnvMQTTPassword     = "LINESIGHT_MQTT_PASSWORD"
+	EnvReviewSessionKey = "LINESIGHT_REVIEW_SESSION_KEY"
+	EnvWebhookToken     = "LINESIGHT_WEBHOOK_TOKEN"
+)
+
+// Default returns the demo configuration: one synthetic camera, the
+// built-in model on CPU, an embedded broker and an open review UI on
+// localhost.
+func Default() *Config {
+	cam := camera.DefaultSpec("cam1")
+	return &Config{
+		Device:  Device{ID: "demo-01", Site: "demo"},
+		Log:     cli.LogOptions{Format: "auto", Level: "info"},
+		DataDir: "data",
+		Cameras: []Camera{{Spec: cam, Automation: "partial"}},
+		Model:   Model{Options: onnx.DefaultOptions()},
+		Policy: Policy{
+			FailSafe:     "reject",
+			MaxDeferRate: 0.2,
+			AuditSample:  0.01,
+		},
+		Store: Store{
+			MaxAge:    30 * 24 * time.Hour,
+			MaxBytes:  10 << 30,
+			JPEGQual:  90,
+			KeepImage: "deferred",
+		},
+		Review:  Review{Listen: "127.0.0.1:8080", Auth: "open"},
+		Outputs: Outputs{MQTT: true},
+		MQTT:    MQTT{Broker: "embedded", Embedded: struct{ Listen string `yaml:"listen"` }{Listen: "127.0.0.1:1883"}},
+	}
+}
+
+// Parse reads YAML over Default(). Unknown fields are errors, so a typo is
+// caught rather than silently ignored. Camera entries start from
+// camera.DefaultSpec, so a camera need only say what differs.
+func Parse(r io.Reader) (*Config, error) {
+	data, err := io.ReadAll(r)
+	if err != nil {
+		return nil, fmt.Errorf("read config: %w", err)
+	}
+	cfg := Default()
+	// Cameras listed in the file replace the default camera; each starts from
+	// the camera defaults, so decode them in two steps.
+	var probe struct {
+		Cameras []yaml.Node `yaml:"cameras"`
+	}
+	if err := yaml.Unmarshal(data, &probe); err != nil {
+		return nil, yamlError(err)
+	}
+	if probe.Cameras != nil {
+		cfg.Cameras = make([]Camera, len(probe.Cameras))
+		for i := range cfg.Cameras {
+			cfg.Cameras[i] = Camera{Spec: camera.DefaultSpec(fmt.Sprintf("cam%d", i+1)), Automation: "partial"}
+		}
+	}
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	if err := dec.Decode(cfg); err != nil && !errors.Is(err, io.EOF) {
+		return nil, yamlError(err)
+	}
+	return cfg, nil
+}
+
+// Load reads and parses a file, applies environment overrides and validates.
+// Every error it returns is a *cli.UsageError naming the file.
+func Load(path string) (*Config, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, cli.Usagef("config %s: %w", path, err)
+	}
+	defer f.Close()
+	cfg, err := Parse(f)
+	if err != nil {
+		return nil, cli.Usagef("config %s: %w", path, err)
+	}
+	cfg.ApplyEnv(os.LookupEnv)
+	if err := cfg.Validate(); err != nil {
+		return nil, cli.Usagef("config %s is invalid:\n%w", path, err)
+	}
+	return cfg, nil
+}
+
+// ApplyEnv overrides secrets from the environment (lookup is os.LookupEnv
+// in production, a map in tests).
+func (c *Config) ApplyEnv(lookup func(string) (string, bool)) {
+	set := func(dst *string, name string) {
+		if v, ok := lookup(name); ok {
+			*dst = v
+		}
+	}
+	set(&c.MQTT.Username, EnvMQTTUsername)
+	set(&c.MQTT.Password, EnvMQTTPassword)
+	set(&c.Review.SessionKey, EnvReviewSessionKey)
+	set(&c.Outputs.Webhook.Token, EnvWebhookToken)
+}
+
+var idPattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$`)
+
+// Validate reports every invalid field, each naming what is allowed.
+func (c *Config) Validate() error {
+	v := validate.New("")
+	dev := v.At("device")
+	if !idPattern.MatchString(c.Device.ID) {
+		dev.Add("id", c.Device.ID, "must be 1-64 letters, digits, '-' or '_' (it becomes part of MQTT topics)")
+	}
+	if !idPattern.MatchString(c.Device.Site) {
+		dev.Add("site", c.Device.Site, "must be 1-64 letters, digits, '-' or '_' (it becomes part of MQTT topics)")
+	}
+	log := v.At("log")
+	log.OneOf("format", c.Log.Format, cli.LogFormats...)
+	log.OneOf("level", c.Log.Level, cli.LogLevels...)
+	v.Required("data_dir", c.DataDir, "a writable directory for the store, images and models")
+
+	if len(c.Cameras) == 0 {
+		v.Add("cameras", nil, "must list at least one camera")
+	}
+	seen := map[string]bool{}
+	for i := range c.Cameras {
+		cv := v.Index("cameras", i)
+		c.Cameras[i].Spec.Validate(cv)
+		cv.OneOf("automation", c.Cameras[i].Automation, AutomationLevels...)
+		if id := c.Cameras[i].ID; id != "" {
+			if !idPattern.MatchString(id) {
+				cv.Add("id", id, "must be 1-64 letters, digits, '-' or '_'")
+			}
+			if seen[id] {
+				cv.Add("id", id, "is used by another camera; camera ids must be unique")
+			}
+			seen[id] = true
+		}
+	}
+
+	c.Model.Options.Validate(v.At("model"))
+
+	pol := v.At("policy")
+	pol.OneOf("fail_safe", c.Policy.FailSafe, "reject", "defer")
+	validate.Range(pol, "pass_threshold", c.Policy.PassThreshold, 0, 1)
+	validate.Range(pol, "reject_threshold", c.Policy.RejectThreshold, 0, 1)
+	validate.Range(pol, "max_defer_rate", c.Policy.MaxDeferRate, 0, 1)
+	validate.Range(pol, "audit_sample", c.Policy.AuditSample, 0, 1)
+
+	st := v.At("store")
+	if c.Store.MaxAge < time.Hour {
+		st.Add("max_age", c.Store.MaxAge.String(), "must be at least 1h (e.g. 720h for 30 days)")
+	}
+	if c.Store.MaxBytes < 16<<20 {
+		st.Add("max_bytes", c.Store.MaxBytes.String(), "must be at least 16MiB (e.g. 10GiB)")
+	}
+	validate.Range(st, "jpeg_quality", c.Store.JPEGQual, 1, 100)
+	st.OneOf("keep_images", c.Store.KeepImage, "deferred", "sampled", "all")
+
+	rv := v.At("review")
+	rv.Required("listen", c.Review.Listen, "host:port for the operator UI, e.g. 127.0.0.1:8080")
+	rv.OneOf("auth", c.Review.Auth, "users", "header", "open")
+	switch c.Review.Auth {
+	case "users":
+		if len(c.Review.Users) == 0 {
+			rv.Add("users", nil, "must list at least one user when auth is users (password hashes from: linesight user hash)")
+		}
+		for i, u := range c.Review.Users {
+			uv := rv.Index("users", i)
+			uv.Required("name", u.Name, "the login name")
+			uv.OneOf("role", u.Role, "inspector", "supervisor")
+			if !strings.HasPrefix(u.PasswordHash, "$2") {
+				uv.Add("password_hash", nil, "must be a bcrypt hash ($2a$/$2b$...), never a plain password")
+			}
+		}
+	case "header":
+		rv.Required("user_header", c.Review.UserHeader, "the header your reverse proxy sets to the authenticated user, e.g. X-Forwarded-User")
+	}
+
+	if c.Outputs.Webhook.URL != "" && !strings.HasPrefix(c.Outputs.Webhook.URL, "http://") && !strings.HasPrefix(c.Outputs.Webhook.URL, "https://") {
+		v.At("outputs.webhook").Add("url", c.Outputs.Webhook.URL, "must start with http:// or https://")
+	}
+
+	mq := v.At("mqtt")
+	switch {
+	case c.MQTT.Broker == "embedded":
+		mq.At("embedded").Required("listen", c.MQTT.Embedded.Listen, "host:port for the embedded broker, e.g. 127.0.0.1:1883")
+	case strings.HasPrefix(c.MQTT.Broker, "tcp://"), strings.HasPrefix(c.MQTT.Broker, "ssl://"),
+		strings.HasPrefix(c.MQTT.Broker, "tls://"), strings.HasPrefix(c.MQTT.Broker, "ws://"), strings.HasPrefix(c.MQTT.Broker, "wss://"):
+	case c.MQTT.Broker == "":
+		// no link: the device runs fully offline and buffers everything.
+	default:
+		mq.Add("broker", c.MQTT.Broker, "is not a broker address", "embedded", "tcp://host:1883", "ssl://host:8883", "ws://host:port", "\"\" (offline)")
+	}
+	if (c.MQTT.TLS.Cert == "") != (c.MQTT.TLS.Key == "") {
+		mq.At("tls").Add("key", nil, "cert and key must be given together")
+	}
+	return v.Err()
+}
+
+// yamlError turns yaml.v3's messages into ones that say what to do.
+func yamlError(err error) error {
+	var te *yaml.TypeError
+	if errors.As(err, &te) {
+		msgs := make([]string, len(te.Errors))
+		for i, m := range te.Errors {
+			m = strings.TrimPrefix(m, "yaml: ")
+			if i := strings.Index(m, "field "); i >= 0 && strings.Contains(m, " not found in type ") {
+				name := strings.TrimSuffix(m[i+len("field "):strings.Index(m, " not found in type ")], "")
+				m = m[:i] + fmt.Sprintf("unknown field %q (check its spelling and indentation against configs/ and the README's configuration reference)", name)
+			}
+			msgs[i] = m
+		}
+		return errors.New(strings.Join(msgs, "\n"))
+	}
+	return fmt.Errorf("not valid YAML: %w", err)
+}

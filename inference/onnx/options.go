@@ -1,0 +1,63 @@
+package onnx
+
+import (
+	"github.com/linesight/linesight/internal/validate"
+)
+
+// Execution provider names as they appear in configuration.
+const (
+	ProviderAuto     = "auto"
+	ProviderCPU      = "cpu"
+	ProviderCUDA     = "cuda"
+	ProviderTensorRT = "tensorrt"
+	ProviderOpenVINO = "openvino"
+	ProviderCoreML   = "coreml"
+	ProviderQNN      = "qnn"
+	ProviderDML      = "dml"
+)
+
+// Providers lists the allowed values of Options.Provider.
+var Providers = []string{ProviderAuto, ProviderCPU, ProviderCUDA, ProviderTensorRT, ProviderOpenVINO, ProviderCoreML, ProviderQNN, ProviderDML}
+
+// Options configures ONNX Runtime for a model: where the library is, which
+// execution provider runs it and how many threads it may use.
+type Options struct {
+	// Library is the path of libonnxruntime.so.1; empty means search (see FindLibrary).
+	Library string `yaml:"onnxruntime_library,omitempty"`
+	// Provider is one of Providers. "auto" tries Accelerators in order and falls back to cpu.
+	Provider string `yaml:"provider"`
+	// Accelerators is the order "auto" tries, e.g. [tensorrt, cuda].
+	Accelerators []string `yaml:"accelerators,omitempty"`
+	// Fallback lets an explicitly named accelerator that cannot load fall back to cpu (logged).
+	Fallback bool `yaml:"fallback,omitempty"`
+	// ProviderOptions are passed through to the provider, keyed by provider name.
+	ProviderOptions map[string]map[string]string `yaml:"provider_options,omitempty"`
+	// IntraOpThreads and InterOpThreads: 0 lets ONNX Runtime decide.
+	IntraOpThreads int `yaml:"intra_op_threads,omitempty"`
+	InterOpThreads int `yaml:"inter_op_threads,omitempty"`
+	// Sessions is the number of sessions in the engine's pool.
+	Sessions int `yaml:"sessions"`
+}
+
+// DefaultOptions returns CPU-safe defaults.
+func DefaultOptions() Options {
+	return Options{Provider: ProviderAuto, Accelerators: []string{ProviderCUDA}, Sessions: 1}
+}
+
+// Validate reports every invalid field under v.
+func (o *Options) Validate(v *validate.V) {
+	v.OneOf("provider", o.Provider, Providers...)
+	for i, a := range o.Accelerators {
+		if a == ProviderAuto || a == ProviderCPU {
+			v.Index("accelerators", i).Add("", a, "is not an accelerator; list accelerators only (cpu is always the last resort)")
+			continue
+		}
+		v.Index("accelerators", i).OneOf("", a, Providers[2:]...)
+	}
+	for name := range o.ProviderOptions {
+		v.At("provider_options").OneOf(name, name, Providers[1:]...)
+	}
+	validate.Range(v, "intra_op_threads", o.IntraOpThreads, 0, 256)
+	validate.Range(v, "inter_op_threads", o.InterOpThreads, 0, 256)
+	validate.Range(v, "sessions", o.Sessions, 1, 64)
+}

@@ -1,0 +1,71 @@
+package broker
+
+import (
+	"crypto/tls"
+	"fmt"
+	"log/slog"
+
+	mqtt "github.com/mochi-mqtt/server/v2"
+	"github.com/mochi-mqtt/server/v2/hooks/auth"
+	"github.com/mochi-mqtt/server/v2/listeners"
+)
+
+// Options configures the embedded broker.
+type Options struct {
+	// Listen is host:port; port 0 picks a free port (see Addr).
+	Listen string
+	// TLS, when set, makes the listener speak MQTT over TLS.
+	TLS *tls.Config
+	// Auth decides who may connect and what they may read and write;
+	// nil allows everyone (demo and tests on loopback only).
+	Auth mqtt.Hook
+	// Logger receives the broker's own log lines.
+	Logger *slog.Logger
+}
+
+// Broker is a running embedded MQTT broker.
+type Broker struct {
+	srv  *mqtt.Server
+	addr string
+	done chan error
+}
+
+// Open starts a broker listening on o.Listen.
+func Open(o Options) (*Broker, error) {
+	log := o.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	srv := mqtt.New(&mqtt.Options{InlineClient: true, Logger: log.With("component", "broker")})
+	var hook mqtt.Hook = new(auth.AllowHook)
+	if o.Auth != nil {
+		hook = o.Auth
+	}
+	if err := srv.AddHook(hook, nil); err != nil {
+		return nil, fmt.Errorf("broker auth hook: %w", err)
+	}
+	tcp := listeners.NewTCP(listeners.Config{ID: "tcp", Address: o.Listen, TLSConfig: o.TLS})
+	if err := srv.AddListener(tcp); err != nil {
+		return nil, fmt.Errorf("broker listen on %s: %w", o.Listen, err)
+	}
+	b := &Broker{srv: srv, addr: tcp.Address(), done: make(chan error, 1)}
+	go func() { b.done <- srv.Serve() }()
+	return b, nil
+}
+
+// Addr is the bound host:port.
+func (b *Broker) Addr() string { return b.addr }
+
+// URL is the address as a client broker URL (tcp://host:port).
+func (b *Broker) URL() string { return "tcp://" + b.addr }
+
+// Server exposes the mochi server for in-process publish and subscribe.
+func (b *Broker) Server() *mqtt.Server { return b.srv }
+
+// Close disconnects every client and stops listening.
+func (b *Broker) Close() error {
+	if err := b.srv.Close(); err != nil {
+		return fmt.Errorf("close broker: %w", err)
+	}
+	return nil
+}
