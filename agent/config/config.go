@@ -171,39 +171,88 @@ func Default() *Config {
 		},
 		Review:  Review{Listen: "127.0.0.1:8080", Auth: "open"},
 		Outputs: Outputs{MQTT: true},
-		MQTT:    MQTT{Broker: "embedded", Embedded: struct{ Listen string `yaml:"listen"` }{Listen: "127.0.0.1:1883"}},
+		MQTT: MQTT{Broker: "embedded", Embedded: struct {
+			Listen string `yaml:"listen"`
+		}{Listen: "127.0.0.1:1883"}},
 	}
 }
 
 // Parse reads YAML over Default(). Unknown fields are errors, so a typo is
-// caught rather than silently ignored. Camera entries start from
-// camera.DefaultSpec, so a camera need only say what differs.
+// caught rather than silently ignored. Cameras listed in the file replace the
+// default camera, and each entry starts from camera.DefaultSpec, so a camera
+// need only say what differs from the defaults.
 func Parse(r io.Reader) (*Config, error) {
 	data, err := io.ReadAll(r)
 	if err != nil {
 		return nil, fmt.Errorf("read config: %w", err)
 	}
-	cfg := Default()
-	// Cameras listed in the file replace the default camera; each starts from
-	// the camera defaults, so decode them in two steps.
-	var probe struct {
-		Cameras []yaml.Node `yaml:"cameras"`
-	}
-	if err := yaml.Unmarshal(data, &probe); err != nil {
-		return nil, yamlError(err)
-	}
-	if probe.Cameras != nil {
-		cfg.Cameras = make([]Camera, len(probe.Cameras))
-		for i := range cfg.Cameras {
-			cfg.Cameras[i] = Camera{Spec: camera.DefaultSpec(fmt.Sprintf("cam%d", i+1)), Automation: "partial"}
-		}
-	}
+	// Pass 1: strict decode of the file as written, for errors with the
+	// file's own line numbers (unknown fields, wrong types).
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	dec.KnownFields(true)
-	if err := dec.Decode(cfg); err != nil && !errors.Is(err, io.EOF) {
+	if err := dec.Decode(new(Config)); err != nil && !errors.Is(err, io.EOF) {
+		return nil, yamlError(err)
+	}
+	// Pass 2: decode over the defaults, with every camera entry merged over
+	// the default camera (yaml.v3 builds list elements from zero values).
+	cfg := Default()
+	var doc yaml.Node
+	if err := yaml.Unmarshal(data, &doc); err != nil {
+		return nil, yamlError(err)
+	}
+	if len(doc.Content) == 0 {
+		return cfg, nil // empty file: all defaults
+	}
+	if cams := mappingValue(doc.Content[0], "cameras"); cams != nil && cams.Kind == yaml.SequenceNode {
+		for i, item := range cams.Content {
+			var def yaml.Node
+			if err := def.Encode(Camera{Spec: camera.DefaultSpec(fmt.Sprintf("cam%d", i+1)), Automation: "partial"}); err != nil {
+				return nil, fmt.Errorf("encode camera defaults: %w", err)
+			}
+			cams.Content[i] = mergeNodes(&def, item)
+		}
+	}
+	if err := doc.Decode(cfg); err != nil {
 		return nil, yamlError(err)
 	}
 	return cfg, nil
+}
+
+// mappingValue returns the value node of key in a mapping node, or nil.
+func mappingValue(m *yaml.Node, key string) *yaml.Node {
+	if m.Kind != yaml.MappingNode {
+		return nil
+	}
+	for i := 0; i+1 < len(m.Content); i += 2 {
+		if m.Content[i].Value == key {
+			return m.Content[i+1]
+		}
+	}
+	return nil
+}
+
+// mergeNodes overlays src on dst: keys in src win; nested mappings merge.
+func mergeNodes(dst, src *yaml.Node) *yaml.Node {
+	if dst.Kind == yaml.DocumentNode {
+		dst = dst.Content[0]
+	}
+	if dst.Kind != yaml.MappingNode || src.Kind != yaml.MappingNode {
+		return src
+	}
+	for i := 0; i+1 < len(src.Content); i += 2 {
+		k, v := src.Content[i], src.Content[i+1]
+		if cur := mappingValue(dst, k.Value); cur != nil {
+			merged := mergeNodes(cur, v)
+			for j := 0; j+1 < len(dst.Content); j += 2 {
+				if dst.Content[j].Value == k.Value {
+					dst.Content[j+1] = merged
+				}
+			}
+			continue
+		}
+		dst.Content = append(dst.Content, k, v)
+	}
+	return dst
 }
 
 // Load reads and parses a file, applies environment overrides and validates.
@@ -345,6 +394,9 @@ func yamlError(err error) error {
 			if i := strings.Index(m, "field "); i >= 0 && strings.Contains(m, " not found in type ") {
 				name := strings.TrimSuffix(m[i+len("field "):strings.Index(m, " not found in type ")], "")
 				m = m[:i] + fmt.Sprintf("unknown field %q (check its spelling and indentation against configs/ and the README's configuration reference)", name)
+			}
+			if strings.Contains(m, "into time.Duration") {
+				m += " (write a duration such as 500ms, 30s or 720h)"
 			}
 			msgs[i] = m
 		}
