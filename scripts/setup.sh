@@ -20,7 +20,7 @@ set -euo pipefail
 ORT_VERSION=1.24.1
 ORT_SHA256=53ef1ac028dd1b05554b8da28d9159eb3876f99868193d2aaa6e67f0243c23d4
 ORT_MEMBER=package/bin/napi-v6/linux/x64/libonnxruntime.so.1
-GO_MIN=1.24
+GO_MIN=1.26
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cache="$root/.cache"
