@@ -28,11 +28,11 @@ type (
 
 func commands() []command {
 	return []command{
-		{"run", "run a line device: linesight run -c FILE", runCmd},
-		{"demo", "run the synthetic demo line with the built-in model and an embedded broker", demoCmd},
-		{"config", "check a configuration file: linesight config check FILE", configCmd},
-		{"user", "make a password hash for the review UI: linesight user hash < password", userCmd},
-		{"version", "print the LineSight, OpenCV and ONNX Runtime versions and usable execution providers", versionCmd},
+		{Name: "run", Summary: "run a line device: linesight run -c FILE", Run: runCmd},
+		{Name: "demo", Summary: "run the synthetic demo line with the built-in model and an embedded broker", Run: demoCmd},
+		{Name: "config", Summary: "check a configuration file: linesight config check FILE", Run: configCmd},
+		{Name: "user", Summary: "make a password hash for the review UI: linesight user hash < password", Run: userCmd},
+		{Name: "version", Summary: "print the LineSight, OpenCV and ONNX Runtime versions and usable execution providers", Run: versionCmd},
 	}
 }
 
