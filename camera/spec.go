@@ -53,10 +53,11 @@ type SourceSpec struct {
 	// url
 	URL string `yaml:"url,omitempty"` // rtsp://, http://, or a GStreamer pipeline ending in appsink
 	// file and folder
-	Path  string `yaml:"path,omitempty"`
-	Loop  bool   `yaml:"loop,omitempty"`
-	Pace  string `yaml:"pace,omitempty"`  // realtime or fast
-	Watch bool   `yaml:"watch,omitempty"` // folder: wait for new files
+	Path  string        `yaml:"path,omitempty"`
+	Loop  bool          `yaml:"loop,omitempty"`
+	Pace  string        `yaml:"pace,omitempty"`  // realtime or fast
+	Watch bool          `yaml:"watch,omitempty"` // folder: wait for new files
+	Poll  time.Duration `yaml:"poll,omitempty"`  // folder with watch: scan interval (default 200ms)
 	// synthetic
 	Synthetic SyntheticSpec `yaml:"synthetic,omitempty"`
 }
@@ -142,6 +143,12 @@ func (s *Spec) Validate(v *validate.V) {
 		if s.Source.Synthetic.ExposureMin <= 0 || s.Source.Synthetic.ExposureMax < s.Source.Synthetic.ExposureMin {
 			syn.Add("exposure_min", s.Source.Synthetic.ExposureMin, "must be > 0 and <= exposure_max")
 		}
+	}
+	if s.Source.Kind == KindFolder && s.Source.Watch && s.Source.Loop {
+		src.Add("loop", true, "cannot be combined with watch: a watched folder reads each new file once")
+	}
+	if s.Source.Poll < 0 {
+		src.Add("poll", s.Source.Poll.String(), "must be >= 0 (0: 200ms)")
 	}
 	if s.Source.Pace != "" {
 		src.OneOf("pace", s.Source.Pace, "realtime", "fast")

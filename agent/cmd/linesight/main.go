@@ -32,6 +32,7 @@ func commands() []command {
 		{Name: "demo", Summary: "run the synthetic demo line with the built-in model and an embedded broker", Run: demoCmd},
 		{Name: "config", Summary: "check a configuration file: linesight config check FILE", Run: configCmd},
 		{Name: "user", Summary: "make a password hash for the review UI: linesight user hash < password", Run: userCmd},
+		{Name: "synth", Summary: "write a labelled synthetic magnetic-tile dataset: linesight synth --out DIR --n N --seed S", Run: synthCmd},
 		{Name: "version", Summary: "print the LineSight, OpenCV and ONNX Runtime versions and usable execution providers", Run: versionCmd},
 	}
 }
