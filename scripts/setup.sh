@@ -79,10 +79,13 @@ if command -v dpkg-query >/dev/null 2>&1; then
         die "apt-get install failed (full log: $log)"
       fi
       [ $made_prc = 1 ] && $SUDO rm -f $prc
-      # The broker is for tests, which start their own; keep the service off.
-      if command -v systemctl >/dev/null 2>&1 && [ -d /run/systemd/system ]; then
-        $SUDO systemctl disable --now mosquitto >/dev/null 2>&1 || true
+      # The broker is for tests, which start their own; keep the service off,
+      # now and after a reboot, whether or not systemd is running.
+      if command -v systemctl >/dev/null 2>&1; then
+        $SUDO systemctl disable mosquitto >/dev/null 2>&1 || true
+        [ -d /run/systemd/system ] && { $SUDO systemctl stop mosquitto >/dev/null 2>&1 || true; }
       fi
+      command -v update-rc.d >/dev/null 2>&1 && { $SUDO update-rc.d mosquitto disable >/dev/null 2>&1 || true; }
       missing=()
     fi
   else

@@ -1,6 +1,7 @@
 package broker
 
 import (
+	"context"
 	"crypto/tls"
 	"fmt"
 	"log/slog"
@@ -36,7 +37,9 @@ func Open(o Options) (*Broker, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	srv := mqtt.New(&mqtt.Options{InlineClient: true, Logger: log.With("component", "broker")})
+	// mochi logs every connection at info; keep only its warnings and errors.
+	quiet := slog.New(minLevel{Handler: log.Handler(), min: slog.LevelWarn}).With("component", "broker")
+	srv := mqtt.New(&mqtt.Options{InlineClient: true, Logger: quiet})
 	var hook mqtt.Hook = new(auth.AllowHook)
 	if o.Auth != nil {
 		hook = o.Auth
@@ -68,4 +71,22 @@ func (b *Broker) Close() error {
 		return fmt.Errorf("close broker: %w", err)
 	}
 	return nil
+}
+
+// minLevel drops records below min.
+type minLevel struct {
+	slog.Handler
+	min slog.Level
+}
+
+func (h minLevel) Enabled(ctx context.Context, l slog.Level) bool {
+	return l >= h.min && h.Handler.Enabled(ctx, l)
+}
+
+func (h minLevel) WithAttrs(as []slog.Attr) slog.Handler {
+	return minLevel{Handler: h.Handler.WithAttrs(as), min: h.min}
+}
+
+func (h minLevel) WithGroup(name string) slog.Handler {
+	return minLevel{Handler: h.Handler.WithGroup(name), min: h.min}
 }
