@@ -138,10 +138,10 @@ func CheckGraph(m *Manifest, sig *onnx.Signature) error {
 // BareOptions supply what a bare .onnx file cannot say about itself. Zero
 // values are assumed (and reported in Package.Assumed).
 type BareOptions struct {
-	Task     string   // classify (assumed), anomaly, detect
-	Channels string   // rgb (assumed), bgr, gray
-	Resize   string   // stretch (assumed; letterbox for detect), center-crop
-	Scale    float64  // 1/255 (assumed)
+	Task     string  // classify (assumed), anomaly, detect
+	Channels string  // rgb (assumed), bgr, gray
+	Resize   string  // stretch (assumed; letterbox for detect), center-crop
+	Scale    float64 // 1/255 (assumed)
 	Mean     []float64
 	Std      []float64
 	Labels   []string // class_0.. (assumed)

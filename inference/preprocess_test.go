@@ -38,14 +38,14 @@ func testImage(t testing.TB, w, h, ch int, seed uint64) (gocv.Mat, Image) {
 
 func TestGeometry(t *testing.T) {
 	tests := []struct {
-		name        string
-		resize      string
-		w, h        int // model input
-		roi         image.Rectangle
-		rw, rh      int
-		offX, offY  int
-		mx, my      float64 // model point
-		sx, sy      float64 // its source point
+		name       string
+		resize     string
+		w, h       int // model input
+		roi        image.Rectangle
+		rw, rh     int
+		offX, offY int
+		mx, my     float64 // model point
+		sx, sy     float64 // its source point
 	}{
 		{"stretch", ResizeStretch, 64, 64, image.Rect(0, 0, 128, 64), 64, 64, 0, 0, 32, 32, 64, 32},
 		{"stretch roi", ResizeStretch, 64, 64, image.Rect(10, 20, 74, 84), 64, 64, 0, 0, 0, 0, 10, 20},
