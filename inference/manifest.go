@@ -406,7 +406,11 @@ func (m *Manifest) validateInput(v *validate.V) {
 		vals []float64
 	}{{"mean", in.Mean}, {"std", in.Std}} {
 		if len(f.vals) != 0 && len(f.vals) != 1 && len(f.vals) != want {
-			v.Add(f.name, f.vals, fmt.Sprintf("must have 1 or %d values (one per channel)", want))
+			if want == 1 {
+				v.Add(f.name, f.vals, "must have 1 value (the input has one channel)")
+			} else {
+				v.Add(f.name, f.vals, fmt.Sprintf("must have 1 or %d values (one per channel)", want))
+			}
 		}
 		for i, x := range f.vals {
 			if math.IsNaN(x) || math.IsInf(x, 0) || (f.name == "std" && x <= 0) {
@@ -453,8 +457,8 @@ func (m *Manifest) validateOutputs(v *validate.V) {
 			ov.Add("box_format", o.BoxFormat, "only applies to role boxes")
 		}
 	}
-	for r, n := range count {
-		if n > 1 {
+	for _, r := range sortedKeys(count) {
+		if n := count[r]; n > 1 {
 			v.Add("outputs", r, fmt.Sprintf("role %s is given to %d outputs; each role at most once", r, n))
 		}
 	}

@@ -21,6 +21,8 @@ Writes, under inference/testdata/models/ (each well under 1 MB):
                   [1,4+2,64] (cx, cy, w, h in input pixels, then per-class
                   sigmoid scores) on an 8x8 grid of stride 8. Class 0 ("bright")
                   fires on bright cells, class 1 ("dark") on dark cells.
+  nan/            a two-class classifier whose logits are sqrt(mean(x) - 0.5):
+                  NaN for a dark image, finite for a bright one (bad-output tests)
   corrupt.onnx    a truncated copy of classify/model.onnx
 
 Everything is seeded (torch.manual_seed) so a rerun reproduces the same
@@ -143,7 +145,8 @@ def classifier_manifest(name, precision):
             "sharpness": {"mean": 0.01, "std": 0.004, "p01": 0.002, "p99": 0.02},
         },
         "training": {"dataset": "synthetic:seed=1234,n=24", "fingerprint": "sha256:" + "0" * 64,
-                     "images": 24, "split": {"train": 0, "val": 24}, "seed": 4},
+                     "images": 24, "split": {"train": 0, "val": 24}, "seed": 4,
+                     "extra": {"script": "scripts/models/make_testdata.py"}},
         "metrics": {"split": "val", "accuracy": 0.0, "macro_f1": 0.0, "automation_rate": 0.0,
                     "escape_rate": 0.0, "false_reject_rate": 0.0},
     }
@@ -290,12 +293,37 @@ def export_detect():
     })
 
 
+class NaNOnDark(nn.Module):
+    def forward(self, x):
+        m = x.mean(dim=(1, 2, 3)).unsqueeze(1) - 0.5
+        return torch.cat([torch.sqrt(m), -torch.sqrt(m)], dim=1)
+
+
+def export_nan():
+    d = os.path.join(OUT, "nan")
+    os.makedirs(d, exist_ok=True)
+    torch.onnx.export(NaNOnDark().eval(), torch.ones(1, 3, 16, 16), os.path.join(d, "model.onnx"),
+                      input_names=["input"], output_names=["logits"], opset_version=OPSET,
+                      dynamic_axes={"input": {0: "N"}, "logits": {0: "N"}})
+    write_manifest(d, {
+        "format": 1, "name": "nan-on-dark", "version": "0.1.0", "task": "classify",
+        "description": "logits are NaN for dark images: a bad-output test graph",
+        "model": {"file": "model.onnx", "sha256": "", "precision": "fp32", "opset": OPSET},
+        "input": {"name": "input", "shape": [-1, 3, 16, 16], "layout": "nchw", "channels": "rgb",
+                  "resize": "stretch", "scale": 1 / 255.0},
+        "outputs": [{"name": "logits", "role": "logits"}],
+        "labels": ["good", "defect"], "good_labels": ["good"],
+        "thresholds": {"pass": 0.9, "reject": 0.9},
+    })
+
+
 def main():
     os.makedirs(OUT, exist_ok=True)
     net = export_classifier()
     export_classifier_int8(net)
     export_anomaly()
     export_detect()
+    export_nan()
     src = os.path.join(OUT, "classify", "model.onnx")
     with open(src, "rb") as f:
         data = f.read()

@@ -1,0 +1,382 @@
+package inference
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"image"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"gocv.io/x/gocv"
+
+	"github.com/linesight/linesight/inference/onnx"
+)
+
+// Config configures an Engine.
+type Config struct {
+	// Options: provider, accelerators, fallback, threads, and Sessions, the
+	// number of sessions (and workers) in the pool.
+	onnx.Options
+	// Batch is how many frames (from any camera) one run may take; 1 runs
+	// every frame alone. A model with a fixed batch dimension uses that.
+	Batch int
+	// BatchWait is how long a worker holding a frame waits for more to fill
+	// a batch (default 2ms when Batch > 1). It adds at most this latency.
+	BatchWait time.Duration
+	// Logger is tagged with component=inference; nil discards.
+	Logger *slog.Logger
+}
+
+// Frame is one image for the engine. The engine reads Image only during
+// Run and never closes it: the caller keeps owning the Mat.
+type Frame struct {
+	Image gocv.Mat
+	// ROI is the region of Image to inspect; empty means the whole image.
+	ROI image.Rectangle
+}
+
+// Engine runs frames through a model on a pool of ONNX Runtime sessions.
+// It is safe for concurrent use: every camera calls Run from its own
+// goroutine, and frames that arrive together can share one batched run.
+// Swap replaces the model without dropping frames.
+//
+// Open it with Open and Close it before the Runtime.
+type Engine struct {
+	rt     *onnx.Runtime
+	cfg    Config
+	log    *slog.Logger
+	swapMu sync.Mutex // serialises Swap and Close
+	cur    atomic.Pointer[model]
+	closed atomic.Bool
+	reqs   sync.Pool
+}
+
+// model is one loaded package with its workers; it is retired (and its
+// sessions closed) once the frames in flight on it have finished.
+type model struct {
+	pkg      *Package
+	dec      *decoder
+	pre      Preprocess
+	provider string
+	batch    int
+	reqs     chan *request
+
+	gate    sync.RWMutex // Run holds it shared while a frame is in flight
+	retired bool
+	wg      sync.WaitGroup
+}
+
+type request struct {
+	ctx  context.Context
+	in   Frame
+	enq  time.Time
+	res  Result
+	err  error
+	done chan struct{}
+}
+
+// Open loads pkg into a new engine: it checks the graph against the
+// manifest and opens cfg.Sessions sessions on the chosen provider. Errors
+// wrap ErrShape, onnx.ErrInvalidModel, onnx.ErrSignature or
+// onnx.ErrProviderUnavailable.
+func Open(rt *onnx.Runtime, pkg *Package, cfg Config) (*Engine, error) {
+	if cfg.Sessions <= 0 {
+		cfg.Sessions = 1
+	}
+	if cfg.Batch <= 0 {
+		cfg.Batch = 1
+	}
+	if cfg.Batch > 1 && cfg.BatchWait <= 0 {
+		cfg.BatchWait = 2 * time.Millisecond
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	e := &Engine{rt: rt, cfg: cfg, log: log.With("component", "inference")}
+	e.reqs.New = func() any { return &request{done: make(chan struct{}, 1)} }
+	m, err := e.load(pkg)
+	if err != nil {
+		return nil, err
+	}
+	e.cur.Store(m)
+	return e, nil
+}
+
+// load opens the sessions and starts the workers of a model.
+func (e *Engine) load(pkg *Package) (*model, error) {
+	man := pkg.Manifest
+	sig, err := e.rt.Inspect(pkg.Model)
+	if err != nil {
+		return nil, fmt.Errorf("open model %s: %w", man.Name, err)
+	}
+	if err := CheckGraph(man, sig); err != nil {
+		return nil, fmt.Errorf("open model %s: %w", man.Name, err)
+	}
+	m := &model{pkg: pkg, dec: newDecoder(man), pre: NewPreprocess(man.Input), batch: e.cfg.Batch}
+	in, _ := sig.Input(man.Input.Name)
+	if n := in.Shape[0]; n > 0 && int(n) != m.batch {
+		e.log.Info("the model fixes its batch size", "model", man.Name, "batch", n, "configured", e.cfg.Batch)
+		m.batch = int(n)
+	}
+	shape := append([]int64{int64(m.batch)}, man.Input.Shape[1:]...)
+	spec := onnx.SessionSpec{Model: pkg.Model, Input: man.Input.Name, Shape: shape, Outputs: m.dec.names}
+	opts := e.cfg.Options
+	var workers []*worker
+	for i := range e.cfg.Sessions {
+		s, err := e.rt.NewSession(spec, opts, e.log)
+		if err != nil {
+			for _, w := range workers {
+				w.close()
+			}
+			return nil, fmt.Errorf("open model %s: session %d: %w", man.Name, i, err)
+		}
+		if i == 0 {
+			// The other sessions go straight to what the first one got.
+			m.provider = s.Provider()
+			opts.Provider, opts.Fallback = s.Provider(), false
+		}
+		workers = append(workers, &worker{e: e, m: m, sess: s, pp: NewPreprocessor(m.pre),
+			batch: make([]*request, 0, m.batch), geo: make([]Geometry, m.batch)})
+	}
+	m.reqs = make(chan *request, e.cfg.Sessions*m.batch)
+	for _, w := range workers {
+		m.wg.Add(1)
+		go w.loop()
+	}
+	e.log.Info("model loaded", "model", man.Name, "version", man.Version, "task", man.Task,
+		"provider", m.provider, "sessions", e.cfg.Sessions, "batch", m.batch)
+	return m, nil
+}
+
+// retire waits for the frames in flight on m, stops its workers and
+// closes its sessions.
+func (m *model) retire() {
+	m.gate.Lock()
+	m.retired = true
+	close(m.reqs)
+	m.gate.Unlock()
+	m.wg.Wait()
+}
+
+// Run preprocesses in, runs the model and decodes the outputs. It blocks
+// until the frame is done (the engine reads in.Image until then). When ctx
+// ends before the frame runs, or while it runs, the error wraps
+// ErrDeadline. Other errors wrap ErrBadInput, ErrShape, ErrNonFinite,
+// onnx.ErrRun or ErrClosed; none of them stops the engine.
+func (e *Engine) Run(ctx context.Context, in Frame) (Result, error) {
+	for {
+		if e.closed.Load() {
+			return Result{}, ErrClosed
+		}
+		m := e.cur.Load()
+		m.gate.RLock()
+		if m.retired {
+			m.gate.RUnlock()
+			if e.closed.Load() {
+				return Result{}, ErrClosed
+			}
+			continue // swapped out just now: run on the new model
+		}
+		req := e.reqs.Get().(*request)
+		req.ctx, req.in, req.enq, req.res, req.err = ctx, in, time.Now(), Result{}, nil
+		select {
+		case m.reqs <- req:
+		case <-ctx.Done():
+			m.gate.RUnlock()
+			req.ctx, req.in = nil, Frame{}
+			e.reqs.Put(req)
+			return Result{}, fmt.Errorf("%w: %v while queued", ErrDeadline, context.Cause(ctx))
+		}
+		<-req.done
+		m.gate.RUnlock()
+		res, err := req.res, req.err
+		req.ctx, req.in, req.res = nil, Frame{}, Result{}
+		e.reqs.Put(req)
+		return res, err
+	}
+}
+
+// Swap loads pkg and makes it the engine's model. Frames already queued
+// or running finish on the old model, whose sessions are closed after; new
+// frames go to the new one. When pkg cannot be loaded the old model keeps
+// serving and the error says why.
+func (e *Engine) Swap(pkg *Package) error {
+	e.swapMu.Lock()
+	defer e.swapMu.Unlock()
+	if e.closed.Load() {
+		return ErrClosed
+	}
+	m, err := e.load(pkg)
+	if err != nil {
+		return fmt.Errorf("swap model: %w", err)
+	}
+	old := e.cur.Swap(m)
+	old.retire()
+	e.log.Info("model swapped", "from", old.pkg.Manifest.Version, "to", pkg.Manifest.Version, "name", pkg.Manifest.Name)
+	return nil
+}
+
+// Manifest is the current model's manifest.
+func (e *Engine) Manifest() *Manifest { return e.cur.Load().pkg.Manifest }
+
+// Provider is the execution provider the current model runs on.
+func (e *Engine) Provider() string { return e.cur.Load().provider }
+
+// Batch is the current model's batch size.
+func (e *Engine) Batch() int { return e.cur.Load().batch }
+
+// Close waits for the frames in flight, then closes the sessions. Later
+// Runs return ErrClosed. Calling it twice is harmless.
+func (e *Engine) Close() error {
+	e.swapMu.Lock()
+	defer e.swapMu.Unlock()
+	if e.closed.Swap(true) {
+		return nil
+	}
+	e.cur.Load().retire()
+	return nil
+}
+
+// worker owns one session and one preprocessor and serves the model's
+// request queue.
+type worker struct {
+	e     *Engine
+	m     *model
+	sess  *onnx.Session
+	pp    *Preprocessor
+	batch []*request
+	geo   []Geometry
+	live  []int
+}
+
+func (w *worker) close() {
+	if err := w.sess.Close(); err != nil {
+		w.e.log.Warn("close session", "err", err)
+	}
+	w.pp.Close()
+}
+
+func (w *worker) loop() {
+	defer w.m.wg.Done()
+	defer w.close()
+	var timer *time.Timer
+	for r := range w.m.reqs {
+		w.batch = append(w.batch[:0], r)
+		if w.m.batch > 1 {
+			if timer == nil {
+				timer = time.NewTimer(w.e.cfg.BatchWait)
+			} else {
+				timer.Reset(w.e.cfg.BatchWait)
+			}
+		fill:
+			for len(w.batch) < w.m.batch {
+				select {
+				case r2, ok := <-w.m.reqs:
+					if !ok {
+						break fill
+					}
+					w.batch = append(w.batch, r2)
+				case <-timer.C:
+					break fill
+				}
+			}
+			timer.Stop()
+		}
+		w.process(w.batch)
+		clear(w.batch)
+	}
+}
+
+func finish(r *request, err error) {
+	r.err = err
+	r.done <- struct{}{}
+}
+
+// process runs one batch: preprocess each live frame into its slot, run
+// once, decode each.
+func (w *worker) process(batch []*request) {
+	size := w.m.pre.Size()
+	input := w.sess.Input()
+	w.live = w.live[:0]
+	for _, r := range batch {
+		if err := r.ctx.Err(); err != nil {
+			finish(r, fmt.Errorf("%w: %v before the run started", ErrDeadline, context.Cause(r.ctx)))
+			continue
+		}
+		j := len(w.live)
+		t0 := time.Now()
+		g, err := w.pp.Run(r.in.Image, r.in.ROI, input[j*size:(j+1)*size])
+		if err != nil {
+			finish(r, err)
+			continue
+		}
+		w.geo[j] = g
+		r.res.Timings.Queue = t0.Sub(r.enq)
+		r.res.Timings.Preprocess = time.Since(t0)
+		w.live = append(w.live, 0)
+		batch[j] = r // compact live requests to the front
+	}
+	n := len(w.live)
+	if n == 0 {
+		return
+	}
+	ctx, cancel := runContext(batch[:n])
+	t0 := time.Now()
+	err := w.sess.Run(ctx)
+	runTime := time.Since(t0)
+	cancel()
+	if err != nil {
+		if errors.Is(err, onnx.ErrDeadline) {
+			err = fmt.Errorf("run: %w", err)
+		} else {
+			w.e.log.Warn("inference run failed", "model", w.m.pkg.Manifest.Name, "err", err)
+			err = fmt.Errorf("run: %w", err)
+		}
+		for _, r := range batch[:n] {
+			finish(r, err)
+		}
+		return
+	}
+	outs := w.sess.Outputs()
+	man := w.m.pkg.Manifest
+	for j, r := range batch[:n] {
+		t1 := time.Now()
+		res := &r.res
+		res.Model, res.Version, res.Task, res.Provider, res.Batch = man.Name, man.Version, man.Task, w.m.provider, n
+		res.Timings.Run = runTime
+		err := w.m.dec.decode(outs, j, w.geo[j], res)
+		res.Timings.Decode = time.Since(t1)
+		res.Timings.Total = time.Since(r.enq)
+		if err == nil && r.ctx.Err() != nil {
+			err = fmt.Errorf("%w: %v: the result is late", ErrDeadline, context.Cause(r.ctx))
+		}
+		if err != nil {
+			err = fmt.Errorf("decode: %w", err)
+		}
+		finish(r, err)
+	}
+}
+
+// runContext is the context a batch runs under: the frame's own for a
+// single frame, else one that ends at the latest deadline among them (a
+// frame whose deadline passed during the run gets ErrDeadline afterwards).
+func runContext(reqs []*request) (context.Context, context.CancelFunc) {
+	if len(reqs) == 1 {
+		return reqs[0].ctx, func() {}
+	}
+	var latest time.Time
+	for _, r := range reqs {
+		d, ok := r.ctx.Deadline()
+		if !ok {
+			return context.Background(), func() {}
+		}
+		if d.After(latest) {
+			latest = d
+		}
+	}
+	return context.WithDeadline(context.Background(), latest)
+}
