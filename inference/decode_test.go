@@ -28,15 +28,15 @@ func TestDecodeClassify(t *testing.T) {
 		cam[i] = float32(i % 12)
 	}
 	tests := []struct {
-		name      string
-		m         *Manifest
-		outs      []onnx.Tensor
-		item      int
-		scores    []float32
-		top       string
-		good      bool
-		heat      []float32
-		wantErr   error
+		name    string
+		m       *Manifest
+		outs    []onnx.Tensor
+		item    int
+		scores  []float32
+		top     string
+		good    bool
+		heat    []float32
+		wantErr error
 	}{
 		{
 			name:   "logits softmax",
