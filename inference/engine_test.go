@@ -261,6 +261,7 @@ func TestEngineKeepsServing(t *testing.T) {
 		{"dark gives NaN", context.Background(), Frame{Image: dark}, ErrNonFinite},
 		{"bright again", context.Background(), Frame{Image: bright}, nil},
 		{"empty image", context.Background(), Frame{Image: empty}, ErrBadInput},
+		{"zero Mat", context.Background(), Frame{}, ErrBadInput},
 		{"roi outside", context.Background(), Frame{Image: bright, ROI: image.Rect(20, 20, 40, 40)}, ErrBadInput},
 		{"deadline passed", expired, Frame{Image: bright}, ErrDeadline},
 		{"bright at the end", context.Background(), Frame{Image: bright}, nil},

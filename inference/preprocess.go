@@ -177,6 +177,9 @@ func (pp *Preprocessor) Spec() Preprocess { return pp.spec }
 // gocv decodes and captures; it is only read, and the caller keeps owning
 // it. Errors wrap ErrBadInput.
 func (pp *Preprocessor) Run(src gocv.Mat, roi image.Rectangle, dst []float32) (Geometry, error) {
+	if src.Ptr() == nil {
+		return Geometry{}, fmt.Errorf("preprocess: %w: no image (a zero gocv.Mat)", ErrBadInput)
+	}
 	if src.Empty() {
 		return Geometry{}, fmt.Errorf("preprocess: %w: empty image", ErrBadInput)
 	}

@@ -33,6 +33,7 @@ func commands() []command {
 		{Name: "config", Summary: "check a configuration file: linesight config check FILE", Run: configCmd},
 		{Name: "user", Summary: "make a password hash for the review UI: linesight user hash < password", Run: userCmd},
 		{Name: "synth", Summary: "write a labelled synthetic magnetic-tile dataset: linesight synth --out DIR --n N --seed S", Run: synthCmd},
+		{Name: "model", Summary: "inspect and benchmark models: linesight model inspect|bench DIR", Run: modelCmd},
 		{Name: "version", Summary: "print the LineSight, OpenCV and ONNX Runtime versions and usable execution providers", Run: versionCmd},
 	}
 }

@@ -1,0 +1,143 @@
+package eval
+
+import (
+	"context"
+	"fmt"
+	"slices"
+
+	"github.com/linesight/linesight/inference"
+)
+
+// Report is the outcome of one evaluation.
+type Report struct {
+	Model     string   `json:"model"`
+	Version   string   `json:"version"`
+	Precision string   `json:"precision,omitempty"`
+	Provider  string   `json:"provider,omitempty"`
+	Data      string   `json:"data"`
+	Labels    []string `json:"labels"`
+	Good      []string `json:"good_labels"`
+	Images    int      `json:"images"`
+	// Confusion rows are true labels, columns predictions, in Labels order.
+	Confusion  [][]int                 `json:"confusion"`
+	PerClass   map[string]ClassMetrics `json:"per_class"`
+	Accuracy   float64                 `json:"accuracy"`
+	MacroF1    float64                 `json:"macro_f1"`
+	AUROC      float64                 `json:"auroc"`
+	Thresholds Thresholds              `json:"thresholds"`
+	Automation Automation              `json:"automation"`
+	// Escapes and FalseRejects name the parts behind those rates.
+	Escapes      []Miss `json:"escapes"`
+	FalseRejects []Miss `json:"false_rejects"`
+}
+
+// Miss is one wrongly automated part.
+type Miss struct {
+	File      string  `json:"file"` // CLASS/NAME
+	Predicted string  `json:"predicted"`
+	GoodScore float64 `json:"good_score"`
+}
+
+// Prediction is one scored part.
+type Prediction struct {
+	Truth     int // label index
+	Scores    []float32
+	GoodScore float64
+	Verdict   Verdict
+}
+
+// Decider turns one part's class probabilities (in label order) into the
+// policy's verdict.
+type Decider func(scores []float32) Verdict
+
+// RuleDecider is Decide at th for the labels of m.
+func RuleDecider(m *inference.Manifest, th Thresholds) Decider {
+	good := goodMask(m)
+	return func(scores []float32) Verdict { return Decide(scores, good, m.Labels, th) }
+}
+
+func goodMask(m *inference.Manifest) []bool {
+	good := make([]bool, len(m.Labels))
+	for k, l := range m.Labels {
+		good[k] = m.IsGood(l)
+	}
+	return good
+}
+
+// Evaluate scores every sample of ds with s, decides each part with decide
+// (RuleDecider(m, th) when nil) and builds the report for the model m at
+// thresholds th. progress, when set, is called after each image. The
+// dataset's classes must all be labels of m (ErrDataset otherwise).
+func Evaluate(ctx context.Context, s Scorer, m *inference.Manifest, ds *Dataset, th Thresholds, decide Decider, progress func(done, total int)) (*Report, error) {
+	if decide == nil {
+		decide = RuleDecider(m, th)
+	}
+	if err := ds.CheckClasses(m.Labels); err != nil {
+		return nil, err
+	}
+	good := goodMask(m)
+	preds := make([]Prediction, 0, len(ds.Samples))
+	for i, smp := range ds.Samples {
+		if err := ctx.Err(); err != nil {
+			return nil, fmt.Errorf("eval stopped after %d of %d images: %w", i, len(ds.Samples), err)
+		}
+		sc, err := s.Score(ctx, smp.Path)
+		if err != nil {
+			return nil, fmt.Errorf("eval %s: %w", smp.Rel, err)
+		}
+		if len(sc) != len(m.Labels) {
+			return nil, fmt.Errorf("eval %s: %w: %d scores for %d labels", smp.Rel, inference.ErrShape, len(sc), len(m.Labels))
+		}
+		sc = slices.Clone(sc)
+		preds = append(preds, Prediction{Truth: slices.Index(m.Labels, smp.Label), Scores: sc,
+			GoodScore: GoodScore(sc, good), Verdict: decide(sc)})
+		if progress != nil {
+			progress(i+1, len(ds.Samples))
+		}
+	}
+	r := Summarise(m, preds, th)
+	r.Data = ds.Root
+	for i, p := range preds {
+		if p.Verdict == Pass && !good[p.Truth] {
+			r.Escapes = append(r.Escapes, Miss{File: ds.Samples[i].Rel, Predicted: m.Labels[Argmax(p.Scores)], GoodScore: p.GoodScore})
+		}
+		if p.Verdict == Reject && good[p.Truth] {
+			r.FalseRejects = append(r.FalseRejects, Miss{File: ds.Samples[i].Rel, Predicted: m.Labels[Argmax(p.Scores)], GoodScore: p.GoodScore})
+		}
+	}
+	return r, nil
+}
+
+// Summarise computes the report's figures from predictions (pure).
+func Summarise(m *inference.Manifest, preds []Prediction, th Thresholds) *Report {
+	r := &Report{Model: m.Name, Version: m.Version, Precision: m.Model.Precision, Labels: m.Labels, Good: m.GoodLabels,
+		Images: len(preds), Thresholds: th, PerClass: map[string]ClassMetrics{}, Escapes: []Miss{}, FalseRejects: []Miss{}}
+	truth := make([]int, len(preds))
+	pred := make([]int, len(preds))
+	verdicts := make([]Verdict, len(preds))
+	isGood := make([]bool, len(preds))
+	defect := make([]float64, len(preds))
+	for i, p := range preds {
+		truth[i], pred[i], verdicts[i] = p.Truth, Argmax(p.Scores), p.Verdict
+		isGood[i] = m.IsGood(m.Labels[p.Truth])
+		defect[i] = 1 - p.GoodScore
+	}
+	r.Confusion = Confusion(len(m.Labels), truth, pred)
+	per, acc, f1 := Classification(r.Confusion)
+	for k, l := range m.Labels {
+		r.PerClass[l] = per[k]
+	}
+	r.Accuracy, r.MacroF1 = acc, f1
+	notGood := make([]bool, len(isGood))
+	for i, g := range isGood {
+		notGood[i] = !g
+	}
+	r.AUROC = AUROC(defect, notGood)
+	r.Automation = Rates(verdicts, isGood)
+	return r
+}
+
+// ManifestThresholds are the thresholds a manifest carries.
+func ManifestThresholds(m *inference.Manifest) Thresholds {
+	return Thresholds{Pass: m.Thresholds.Pass, Reject: m.Thresholds.Reject, PerClass: m.Thresholds.PerClass, Source: "manifest"}
+}
