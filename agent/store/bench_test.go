@@ -13,6 +13,8 @@ import (
 // with fsync, from many concurrent callers (cameras and workers), with
 // group commit ("batched") and with one transaction and fsync per Put
 // ("unbatched", MaxBatch 1). The records/s metric is the figure to read.
+// On the 2-core development VM: about 21,500 records/s batched (~65
+// records per commit) against about 970 unbatched.
 func BenchmarkPutInspection(b *testing.B) {
 	for _, bc := range []struct {
 		name     string

@@ -151,7 +151,7 @@ func (s *Store) putTx(w *wtx, in *Inspection, data []byte) (dup bool, err error)
 	}
 	w.add(cInspections, 1)
 	if in.queued() {
-		q := QueueItem{ID: in.ID, Time: in.Time, Camera: in.Camera, Reason: in.Reason, Audit: in.Audit && !in.Review}
+		q := QueueItem{ID: in.ID, Time: in.Time, Camera: in.Camera, Reason: in.Reason, Audit: in.Audit}
 		if err := putJSON(w.tx.Bucket(bQueue), key, q); err != nil {
 			return false, err
 		}

@@ -80,6 +80,8 @@ func (s *Store) retentionLoop(ctx context.Context) {
 // and the CLI may call it directly. It never deletes a human label whose
 // outbox entry is pending, nor that entry, nor its inspection and image.
 func (s *Store) Retain(ctx context.Context) (RetainResult, error) {
+	s.retainMu.Lock() // one retention at a time: the budget is measured, then freed
+	defer s.retainMu.Unlock()
 	var res RetainResult
 	if s.opts.MaxAge > 0 {
 		d, err := s.retainAge(ctx)

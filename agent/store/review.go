@@ -319,7 +319,7 @@ func (s *Store) Undo(ctx context.Context, itemID, by string) error {
 		if err != nil {
 			return err
 		}
-		q := QueueItem{ID: in.ID, Time: in.Time, Camera: in.Camera, Reason: in.Reason, Audit: in.Audit && !in.Review,
+		q := QueueItem{ID: in.ID, Time: in.Time, Camera: in.Camera, Reason: in.Reason, Audit: in.Audit,
 			LeaseBy: by, LeaseUntil: w.now.Add(s.opts.LeaseFor)}
 		if err := putJSON(w.tx.Bucket(bQueue), []byte(itemID), q); err != nil {
 			return err

@@ -105,6 +105,7 @@ type Store struct {
 	commits      atomic.Uint64
 	joined       atomic.Uint64 // requests committed
 	orphansSwept atomic.Uint64
+	retainMu     sync.Mutex
 }
 
 // Open opens (creating if needed) the store at path, with images in the

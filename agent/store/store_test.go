@@ -107,10 +107,12 @@ func TestQueueOrderAndFilters(t *testing.T) {
 	}
 	ids := map[int]string{}
 	for _, sp := range specs { // written out of time order
-		in := rec(s, t0.Add(time.Duration(sp.min)*time.Minute), sp.cam, !sp.audit)
-		in.Audit = sp.audit
-		if !sp.audit {
-			in.Reason = sp.reason
+		// As policy.Decide marks them: an audit sample is an automatic
+		// decision with Review and Audit both set.
+		in := rec(s, t0.Add(time.Duration(sp.min)*time.Minute), sp.cam, true)
+		in.Reason, in.Audit = sp.reason, sp.audit
+		if sp.audit {
+			in.Verdict = policy.Pass
 		}
 		mustPut(t, s, in, nil)
 		ids[sp.min] = in.ID
@@ -634,5 +636,35 @@ func assertImagesConsistent(t *testing.T, s *Store) {
 	st, _ := s.Stats()
 	if st.Usage.ImageBytes != total || st.Images != uint64(referenced) {
 		t.Errorf("image accounting: %d bytes %d images, files hold %d bytes %d images", st.Usage.ImageBytes, st.Images, total, referenced)
+	}
+}
+
+func TestFromDecisionQueuesDeferredAndAudited(t *testing.T) {
+	s := openT(t, Options{})
+	cfg := policy.Config{Level: policy.Partial, PassThreshold: 0.9, RejectThreshold: 0.9, FailSafe: policy.Reject, AuditSample: 0.5}
+	t0 := time.Date(2025, 3, 1, 8, 0, 0, 0, time.UTC)
+	cases := []struct {
+		probs       []float64
+		draw        float64
+		queued, aud bool
+	}{
+		{[]float64{0.99, 0.01}, 0.9, false, false}, // confident pass, not sampled
+		{[]float64{0.99, 0.01}, 0.1, true, true},   // confident pass, audit-sampled
+		{[]float64{0.6, 0.4}, 0.9, true, false},    // uncertain: deferred
+	}
+	for i, c := range cases {
+		d := policy.Decide(cfg, policy.Input{Labels: []string{"free", "crack"}, Probs: c.probs, Good: []string{"free"}, AuditDraw: c.draw})
+		in := &Inspection{ID: s.NewID(t0.Add(time.Duration(i) * time.Second)), Time: t0, Camera: "cam1"}
+		in.FromDecision(d)
+		mustPut(t, s, in, nil)
+		q, _ := s.Queue(QueueFilter{}, 10)
+		found := slices.IndexFunc(q, func(q QueueItem) bool { return q.ID == in.ID })
+		if (found >= 0) != c.queued || found >= 0 && q[found].Audit != c.aud {
+			t.Fatalf("case %d: decision %+v: queued=%v (%+v)", i, d, found >= 0, q)
+		}
+		got, _ := s.Get(in.ID)
+		if got.Verdict != d.Verdict || got.Reason != d.Reason || got.ModelVerdict != d.Model || got.Top != d.Top {
+			t.Fatalf("case %d: record %+v for decision %+v", i, got, d)
+		}
 	}
 }
