@@ -1,0 +1,173 @@
+package eval
+
+import (
+	"encoding/binary"
+	"image"
+	"image/color"
+	"image/jpeg"
+	"image/png"
+	"math"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"testing"
+
+	"gocv.io/x/gocv"
+
+	"github.com/linesight/linesight/camera"
+	"github.com/linesight/linesight/inference"
+)
+
+// python is the interpreter with torch, cv2 and numpy (Debian's); the
+// pyenv python3 on PATH lacks them.
+const python = "/usr/bin/python3"
+
+// repoRoot is the repository root, from this package's directory.
+const repoRoot = "../.."
+
+func needPython(t *testing.T, modules ...string) {
+	t.Helper()
+	args := []string{"-c", "import " + joinComma(modules)}
+	if out, err := exec.Command(python, args...).CombinedOutput(); err != nil {
+		t.Skipf("%s with %v is needed (Debian python3-opencv, python3-numpy, python3-torch): %v: %s", python, modules, err, out)
+	}
+}
+
+func joinComma(s []string) string {
+	out := ""
+	for i, x := range s {
+		if i > 0 {
+			out += ","
+		}
+		out += x
+	}
+	return out
+}
+
+// skewImages writes test images covering what the line and the datasets
+// give: a synthetic gray JPEG tile (256 px: an integer shrink), a BGR
+// colour PNG of odd size (gray conversion, a fractional shrink), and a small
+// gray PNG (an enlargement); plus a few real magnetic-tile images when the
+// shared dataset is present.
+func skewImages(t *testing.T) []string {
+	t.Helper()
+	dir := t.TempDir()
+	var paths []string
+	gen, err := camera.NewGenerator(camera.SyntheticSpec{Seed: 7, Size: 256, DefectRate: 1, ExposureMin: 0.8, ExposureMax: 1.2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tile := gen.NewTile()
+	for i := range 3 {
+		gen.Generate(uint64(i), tile)
+		p := filepath.Join(dir, "synth"+strconv.Itoa(i)+".jpg")
+		writeImg(t, p, &image.Gray{Pix: tile.Pix, Stride: tile.W, Rect: image.Rect(0, 0, tile.W, tile.H)})
+		paths = append(paths, p)
+	}
+	col := image.NewRGBA(image.Rect(0, 0, 301, 217))
+	for y := range 217 {
+		for x := range 301 {
+			col.Set(x, y, color.RGBA{uint8(x * 255 / 300), uint8(y * 255 / 216), uint8((x*7 + y*13) % 256), 255})
+		}
+	}
+	p := filepath.Join(dir, "colour.png")
+	writeImg(t, p, col)
+	paths = append(paths, p)
+	small := image.NewGray(image.Rect(0, 0, 97, 131))
+	for i := range small.Pix {
+		small.Pix[i] = uint8((i*37 + i/97*11) % 256)
+	}
+	p = filepath.Join(dir, "small.png")
+	writeImg(t, p, small)
+	paths = append(paths, p)
+	real := filepath.Join(repoRoot, "..", "shared", "datasets", "magnetic-tile")
+	for _, c := range []string{"free", "blowhole", "crack", "uneven"} {
+		ms, _ := filepath.Glob(filepath.Join(real, c, "exp*.jpg"))
+		sort.Strings(ms)
+		n := 0
+		for _, m := range ms {
+			if IsImage(filepath.Base(m)) && n < 2 {
+				paths = append(paths, m)
+				n++
+			}
+		}
+	}
+	return paths
+}
+
+func writeImg(t *testing.T, path string, img image.Image) {
+	t.Helper()
+	f, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if filepath.Ext(path) == ".jpg" {
+		err = jpeg.Encode(f, img, &jpeg.Options{Quality: 92})
+	} else {
+		err = png.Encode(f, img)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestTrainingServingSkew feeds the same image files through the Python
+// training preprocessing (scripts/train/lsdata.py) and the Go serving
+// preprocessing (gocv decode + inference.Preprocessor with the input spec
+// train.py writes into the manifest) and bounds the difference. The
+// per-image standardisation is inside the ONNX graph, so this is the whole
+// preprocessing outside it.
+func TestTrainingServingSkew(t *testing.T) {
+	needPython(t, "cv2", "numpy")
+	paths := skewImages(t)
+	for _, size := range []int{128, 192} {
+		out := filepath.Join(t.TempDir(), "py.f32")
+		args := append([]string{filepath.Join(repoRoot, "scripts", "train", "preprocess_dump.py"), "--size", strconv.Itoa(size), "--out", out}, paths...)
+		if b, err := exec.Command(python, args...).CombinedOutput(); err != nil {
+			t.Fatalf("preprocess_dump: %v: %s", err, b)
+		}
+		raw, err := os.ReadFile(out)
+		if err != nil {
+			t.Fatal(err)
+		}
+		n := size * size
+		if len(raw) != 4*n*len(paths) {
+			t.Fatalf("python wrote %d bytes, want %d", len(raw), 4*n*len(paths))
+		}
+		spec := inference.NewPreprocess(inference.Input{Name: "input", Shape: []int64{-1, 1, int64(size), int64(size)},
+			Layout: inference.LayoutNCHW, Channels: inference.ChannelsGray, Resize: inference.ResizeStretch,
+			Interpolation: inference.InterpLinear, Scale: 1 / 255.0})
+		pp := inference.NewPreprocessor(spec)
+		dst := make([]float32, spec.Size())
+		for i, p := range paths {
+			img := gocv.IMRead(p, gocv.IMReadColor)
+			if img.Empty() {
+				t.Fatalf("gocv cannot read %s", p)
+			}
+			_, err := pp.Run(img, image.Rectangle{}, dst)
+			img.Close()
+			if err != nil {
+				t.Fatal(err)
+			}
+			var maxd, sum float64
+			for j := range n {
+				py := math.Float32frombits(binary.LittleEndian.Uint32(raw[4*(i*n+j):]))
+				d := math.Abs(float64(py - dst[j]))
+				maxd = max(maxd, d)
+				sum += d
+			}
+			mean := sum / float64(n)
+			t.Logf("%dpx %s: max |go-python| %.3g, mean %.3g", size, filepath.Base(p), maxd, mean)
+			// Both sides are OpenCV 4.6 with the same flags: at most one gray
+			// level apart anywhere (JPEG decoders of different builds), and
+			// on average far less.
+			if maxd > 1.0/255+1e-6 || mean > 1e-3 {
+				t.Errorf("%dpx %s: training-serving skew: max %.4g (bound %.4g), mean %.4g (bound 1e-3)", size, p, maxd, 1.0/255, mean)
+			}
+		}
+		pp.Close()
+	}
+}

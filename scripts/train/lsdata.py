@@ -1,0 +1,160 @@
+"""Folder datasets, the serving preprocessing, and reference input statistics.
+
+A dataset is ROOT/CLASS/NAME.{jpg,jpeg,png,bmp}; files ending in _mask.png
+(or _mask.*) are defect masks, not images. This is the layout of the real
+magnetic-tile data, of `linesight synth` output and of the fleet collector's
+datasets.
+
+The preprocessing here is the one the Go engine runs (inference/preprocess.go
+with the manifest's input spec): decode as 8-bit BGR (cv2.IMREAD_COLOR, as
+gocv.IMRead with IMReadColor), cv2.cvtColor BGR2GRAY, cv2.resize to W x H
+with INTER_LINEAR (stretch), then x * scale. Per-image standardisation is
+inside the ONNX graph, so Go and Python cannot disagree about it.
+"""
+import hashlib
+import os
+
+import cv2
+import numpy as np
+
+IMAGE_EXT = (".jpg", ".jpeg", ".png", ".bmp")
+
+
+class DatasetError(Exception):
+    """A dataset that cannot be trained on or evaluated; the message says why."""
+
+
+def is_mask(name):
+    stem = os.path.splitext(name)[0]
+    return stem.endswith("_mask")
+
+
+def scan(root):
+    """Return (classes, files) with files a sorted list of (relpath, class).
+
+    Raises DatasetError for a missing root, no class folders, an empty class
+    folder or a single class.
+    """
+    if not os.path.isdir(root):
+        raise DatasetError("dataset %s: not a folder" % root)
+    classes = sorted(d for d in os.listdir(root)
+                     if os.path.isdir(os.path.join(root, d)) and not d.startswith("."))
+    if not classes:
+        raise DatasetError("dataset %s: no class folders (want ROOT/CLASS/NAME.jpg)" % root)
+    files, empty = [], []
+    for c in classes:
+        names = sorted(n for n in os.listdir(os.path.join(root, c))
+                       if n.lower().endswith(IMAGE_EXT) and not is_mask(n) and not n.startswith("."))
+        if not names:
+            empty.append(c)
+        files += [(c + "/" + n, c) for n in names]
+    if empty:
+        raise DatasetError("dataset %s: class folder(s) with no images: %s" % (root, ", ".join(empty)))
+    if len(classes) < 2:
+        raise DatasetError("dataset %s: only one class (%s); a classifier needs at least two" % (root, classes[0]))
+    return classes, files
+
+
+def read_gray(path):
+    """Decode like gocv.IMRead(path, IMReadColor) then BGR2GRAY; None if unreadable."""
+    img = cv2.imread(path, cv2.IMREAD_COLOR)
+    if img is None:
+        return None
+    return cv2.cvtColor(img, cv2.COLOR_BGR2GRAY)
+
+
+def resize(gray, size):
+    """Stretch to size x size with INTER_LINEAR, as the Go Preprocessor does."""
+    h, w = gray.shape
+    if (w, h) == (size, size):
+        return gray
+    return cv2.resize(gray, (size, size), interpolation=cv2.INTER_LINEAR)
+
+
+def preprocess(path, size, scale=1 / 255.0):
+    """The model input for one file, [1, size, size] float32, without the in-graph standardisation."""
+    g = read_gray(path)
+    if g is None:
+        raise DatasetError("cannot decode %s" % path)
+    return (resize(g, size).astype(np.float32) * np.float32(scale))[None]
+
+
+def load(root, files, size, progress=None):
+    """Read every file; returns (uint8 array [N, size, size], stats list).
+
+    stats holds (brightness, contrast, sharpness) of each full image, the
+    reference statistics of inference.MeasureInput: mean and standard
+    deviation of gray/255, and the variance of the 3x3 Laplacian
+    (cv2.Laplacian ksize 1, the 4-neighbour kernel, reflect-101 border) of
+    gray/255. Raises DatasetError listing every unreadable file before any
+    training starts.
+    """
+    out = np.zeros((len(files), size, size), np.uint8)
+    stats, bad = [], []
+    for i, (rel, _) in enumerate(files):
+        g = read_gray(os.path.join(root, rel))
+        if g is None or g.size == 0:
+            bad.append(rel)
+            continue
+        out[i] = resize(g, size)
+        stats.append(measure(g))
+        if progress and (i + 1) % 200 == 0:
+            progress(i + 1, len(files))
+    if bad:
+        more = "" if len(bad) <= 10 else " and %d more" % (len(bad) - 10)
+        raise DatasetError("dataset %s: %d unreadable image(s): %s%s" % (root, len(bad), ", ".join(bad[:10]), more))
+    return out, stats
+
+
+def measure(gray):
+    f = gray.astype(np.float64) / 255.0
+    lap = cv2.Laplacian(f, cv2.CV_64F, ksize=1)
+    return float(f.mean()), float(f.std()), float(lap.var())
+
+
+def distribution(xs, edges):
+    xs = np.asarray(xs, np.float64)
+    hist, _ = np.histogram(np.clip(xs, edges[0], edges[-1]), bins=edges)
+    hist = hist / max(1, hist.sum())
+    return {
+        "mean": float(xs.mean()), "std": float(xs.std()),
+        "min": float(xs.min()), "max": float(xs.max()),
+        "p01": float(np.percentile(xs, 1)), "p50": float(np.percentile(xs, 50)), "p99": float(np.percentile(xs, 99)),
+        "edges": [float(e) for e in edges], "hist": [float(h) for h in hist],
+    }
+
+
+def quantile_edges(xs, bins=10):
+    """Edges from 0 through the quantiles to twice the maximum, strictly increasing."""
+    xs = np.asarray(xs, np.float64)
+    qs = np.percentile(xs, np.linspace(0, 100, bins + 1))[1:-1]
+    edges = [0.0]
+    for q in list(qs) + [max(float(xs.max()) * 2, 1e-6)]:
+        if q > edges[-1] * (1 + 1e-9) + 1e-12:
+            edges.append(float(q))
+    return edges
+
+
+def reference(stats, class_mix):
+    b, c, s = zip(*stats)
+    return {
+        "images": len(stats),
+        "brightness": distribution(b, list(np.linspace(0, 1, 21))),
+        "contrast": distribution(c, list(np.linspace(0, 0.5, 21))),
+        "sharpness": distribution(s, quantile_edges(s)),
+        "class_mix": class_mix,
+    }
+
+
+def sha256_file(path):
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def fingerprint(root, rels):
+    """inference.Fingerprint: sha256 of the sorted lines relpath TAB sha256(file) LF."""
+    lines = sorted("%s\t%s\n" % (r, sha256_file(os.path.join(root, r))) for r in rels)
+    return "sha256:" + hashlib.sha256("".join(lines).encode()).hexdigest()

@@ -1,0 +1,222 @@
+"""The LineSight tile classifier, its serving graph, and ONNX export (fp32 and int8 QDQ).
+
+Network: a plain stack of 3x3 conv + batch-norm + ReLU blocks (stride-2 convs
+instead of pooling, so every activation feeds a conv and quantises cleanly),
+then a 1x1 conv to one map per class. The class-activation map (CAM) is that
+1x1 conv applied at every position of the last features; the logits are its
+spatial mean, which is exactly global average pooling followed by a linear
+layer, so the map is a true CAM of the logits.
+
+Serving graph (what model.onnx computes), input "input" [N,1,S,S] = gray/255:
+  1. per-image standardisation: (x - mean(x)) / sqrt(var(x) + 1e-4), inside
+     the graph so Go and Python cannot disagree about it, and so exposure
+     (a gain on the image) cancels out;
+  2. optionally test-time augmentation: the four flips go through the
+     network as one batch; logits are averaged and the maps flipped back;
+  3. optionally an ensemble: several networks, logits and maps averaged.
+Outputs "logits" [N,K] and "cam" [N,K,S/16,S/16].
+"""
+import copy
+
+import numpy as np
+import onnx
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from onnx import helper, numpy_helper
+
+OPSET = 13
+EPS = 1e-4
+
+
+def cbr(cin, cout, stride):
+    return nn.Sequential(nn.Conv2d(cin, cout, 3, stride, 1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True))
+
+
+class TileNet(nn.Module):
+    def __init__(self, classes, width=16, dropout=0.2):
+        super().__init__()
+        w = width
+        self.features = nn.Sequential(
+            cbr(1, w, 2),
+            cbr(w, 2 * w, 2), cbr(2 * w, 2 * w, 1),
+            cbr(2 * w, 4 * w, 2), cbr(4 * w, 4 * w, 1),
+            cbr(4 * w, 8 * w, 2), cbr(8 * w, 8 * w, 1),
+        )
+        self.drop = nn.Dropout(dropout)
+        self.head = nn.Conv2d(8 * w, classes, 1)
+
+    def forward(self, x):
+        cam = self.head(self.drop(self.features(x)))
+        return cam.mean(dim=(2, 3)), cam
+
+
+def standardise(x):
+    m = x.mean(dim=(1, 2, 3), keepdim=True)
+    v = ((x - m) ** 2).mean(dim=(1, 2, 3), keepdim=True)
+    return (x - m) / torch.sqrt(v + EPS)
+
+
+class Serving(nn.Module):
+    """x in [0,1] -> (logits, cam), standardisation, TTA and ensemble included."""
+
+    def __init__(self, nets, tta=False):
+        super().__init__()
+        self.nets = nn.ModuleList(nets)
+        self.tta = tta
+
+    def forward(self, x):
+        x = standardise(x)
+        if self.tta:
+            x = torch.cat([x, x.flip(3), x.flip(2), x.flip(2).flip(3)], 0)
+        logits, cams = 0, 0
+        for net in self.nets:
+            lg, cam = net(x)
+            logits, cams = logits + lg, cams + cam
+        logits, cams = logits / len(self.nets), cams / len(self.nets)
+        if self.tta:
+            k, h, w = cams.shape[1], cams.shape[2], cams.shape[3]
+            lg4 = logits.reshape(4, -1, logits.shape[1])
+            c4 = cams.reshape(4, -1, k, h, w)
+            logits = lg4.mean(0)
+            cams = (c4[0] + c4[1].flip(3) + c4[2].flip(2) + c4[3].flip(2).flip(3)) / 4
+        return logits, cams
+
+
+def fuse(net):
+    """A copy of net with every conv+BN folded into one conv (eval mode)."""
+    net = copy.deepcopy(net).eval()
+    for i, blk in enumerate(net.features):
+        conv, bn, relu = blk[0], blk[1], blk[2]
+        net.features[i] = nn.Sequential(torch.nn.utils.fusion.fuse_conv_bn_eval(conv, bn), relu)
+    return net
+
+
+def export_fp32(serving, size, path):
+    serving = serving.eval()
+    x = torch.zeros(1, 1, size, size)
+    torch.onnx.export(serving, x, path, input_names=["input"], output_names=["logits", "cam"],
+                      opset_version=OPSET, do_constant_folding=True,
+                      dynamic_axes={"input": {0: "N"}, "logits": {0: "N"}, "cam": {0: "N"}})
+    m = onnx.load(path)
+    onnx.checker.check_model(m)
+    return m
+
+
+def calibrate_ranges(serving, images):
+    """Min/max of every conv's input over images ([N,1,S,S] in [0,1]), keyed by module name."""
+    ranges = {}
+
+    def hook(name):
+        def f(mod, inp, out):
+            t = inp[0].detach()
+            lo, hi = ranges.get(name, (0.0, 0.0))
+            ranges[name] = (min(lo, float(t.min())), max(hi, float(t.max())))
+        return f
+
+    hs = [m.register_forward_hook(hook(n)) for n, m in serving.named_modules() if isinstance(m, nn.Conv2d)]
+    with torch.no_grad():
+        for i in range(0, len(images), 16):
+            serving(images[i:i + 16])
+    for h in hs:
+        h.remove()
+    return ranges
+
+
+def quantize_qdq(fp32_path, ranges, dst):
+    """Static int8 QDQ: uint8 per-tensor activations (calibrated), int8 per-channel
+    symmetric weights, int32 biases, around every Conv; the ONNX Runtime QDQ
+    transformers fuse them into QLinearConv (ReLU folds into the following
+    QuantizeLinear because post-ReLU ranges have zero point 0)."""
+    model = onnx.load(fp32_path)
+    g = model.graph
+    inits = {i.name: i for i in g.initializer}
+    new_nodes, done_act, done_w = [], {}, set()
+    for node in g.node:
+        if node.op_type != "Conv":
+            new_nodes.append(node)
+            continue
+        wname = node.input[1]
+        mod = wname.rsplit(".", 1)[0]
+        if mod not in ranges:
+            raise RuntimeError("no calibration range for conv weight %s (have %s)" % (wname, sorted(ranges)))
+        lo, hi = ranges[mod]
+        lo, hi = min(lo, 0.0), max(hi, 0.0)
+        scale = max((hi - lo) / 255.0, 1e-8)
+        zp = int(round(-lo / scale))
+        a = node.input[0]
+        if a not in done_act:
+            s_name, z_name = a + ".act_scale", a + ".act_zp"
+            g.initializer.extend([numpy_helper.from_array(np.array(scale, np.float32), s_name),
+                                  numpy_helper.from_array(np.array(zp, np.uint8), z_name)])
+            new_nodes.append(helper.make_node("QuantizeLinear", [a, s_name, z_name], [a + "_q"], name=a + "_aq"))
+            new_nodes.append(helper.make_node("DequantizeLinear", [a + "_q", s_name, z_name], [a + "_dq"], name=a + "_adq"))
+            done_act[a] = scale
+        scale = done_act[a]
+        w = numpy_helper.to_array(inits[wname])
+        ws = np.maximum(np.abs(w).reshape(w.shape[0], -1).max(axis=1) / 127.0, 1e-8).astype(np.float32)
+        if wname not in done_w:
+            wq = np.clip(np.round(w / ws.reshape(-1, 1, 1, 1)), -127, 127).astype(np.int8)
+            g.initializer.extend([numpy_helper.from_array(wq, wname + "_q"),
+                                  numpy_helper.from_array(ws, wname + "_scale"),
+                                  numpy_helper.from_array(np.zeros(w.shape[0], np.int8), wname + "_zp")])
+            new_nodes.append(helper.make_node("DequantizeLinear", [wname + "_q", wname + "_scale", wname + "_zp"],
+                                              [wname + "_dq"], name=wname + "_wdq", axis=0))
+            if len(node.input) > 2:
+                bname = node.input[2]
+                b = numpy_helper.to_array(inits[bname])
+                bs = (ws * np.float32(scale)).astype(np.float32)
+                bq = np.round(b / bs).astype(np.int32)
+                g.initializer.extend([numpy_helper.from_array(bq, bname + "_q"),
+                                      numpy_helper.from_array(bs, bname + "_scale"),
+                                      numpy_helper.from_array(np.zeros(w.shape[0], np.int32), bname + "_zp")])
+                new_nodes.append(helper.make_node("DequantizeLinear", [bname + "_q", bname + "_scale", bname + "_zp"],
+                                                  [bname + "_dq"], name=bname + "_bdq", axis=0))
+            done_w.add(wname)
+        node.input[0] = a + "_dq"
+        node.input[1] = wname + "_dq"
+        if len(node.input) > 2:
+            node.input[2] = node.input[2] + "_dq"
+        new_nodes.append(node)
+    used = set()
+    for n in new_nodes:
+        used.update(n.input)
+    for name in list(inits):
+        if name not in used:
+            g.initializer.remove(inits[name])
+    del g.node[:]
+    g.node.extend(new_nodes)
+    onnx.checker.check_model(model)
+    onnx.save(model, dst)
+    return model
+
+
+def fake_quant_forward(serving_fused, ranges, x):
+    """The int8 graph's arithmetic, simulated in torch (fake-quantised weights
+    and conv inputs), so thresholds of the int8 package can be calibrated on
+    its own outputs without ONNX Runtime in Python."""
+    q = copy.deepcopy(serving_fused).eval()
+    hooks = []
+    for name, m in q.named_modules():
+        if not isinstance(m, nn.Conv2d):
+            continue
+        w = m.weight.data
+        ws = (w.abs().reshape(w.shape[0], -1).amax(1) / 127.0).clamp(min=1e-8)
+        m.weight.data = (torch.round(w / ws.view(-1, 1, 1, 1)).clamp(-127, 127)) * ws.view(-1, 1, 1, 1)
+        lo, hi = ranges[name]
+        lo, hi = min(lo, 0.0), max(hi, 0.0)
+        s = max((hi - lo) / 255.0, 1e-8)
+        zp = float(round(-lo / s))
+        if m.bias is not None:
+            bs = ws * s
+            m.bias.data = torch.round(m.bias.data / bs) * bs
+
+        def pre(mod, inp, s=s, zp=zp):
+            t = inp[0]
+            return (torch.clamp(torch.round(t / s) + zp, 0, 255) - zp) * s,
+        hooks.append(m.register_forward_pre_hook(pre))
+    with torch.no_grad():
+        out = [q(x[i:i + 32]) for i in range(0, len(x), 32)]
+    for h in hooks:
+        h.remove()
+    return torch.cat([o[0] for o in out]), torch.cat([o[1] for o in out])

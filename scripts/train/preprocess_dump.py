@@ -1,0 +1,39 @@
+#!/usr/bin/python3
+"""Write the training preprocessing of some images as raw float32, for the
+training-serving skew test (inference/eval/skew_test.go).
+
+    /usr/bin/python3 scripts/train/preprocess_dump.py --size S --out FILE IMAGE...
+
+FILE gets, for each image in order, S*S little-endian float32 values: exactly
+what train.py feeds the serving graph (lsdata.preprocess), before the
+in-graph standardisation.
+"""
+import argparse
+import os
+import sys
+
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import lsdata  # noqa: E402
+
+
+def main():
+    p = argparse.ArgumentParser()
+    p.add_argument("--size", type=int, required=True)
+    p.add_argument("--out", required=True)
+    p.add_argument("images", nargs="+")
+    a = p.parse_args()
+    with open(a.out, "wb") as f:
+        for path in a.images:
+            try:
+                x = lsdata.preprocess(path, a.size)
+            except lsdata.DatasetError as e:
+                print("preprocess_dump: %s" % e, file=sys.stderr)
+                return 2
+            f.write(x.astype("<f4").tobytes())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

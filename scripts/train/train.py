@@ -1,0 +1,425 @@
+#!/usr/bin/python3
+"""Train a LineSight tile classifier and write a model package.
+
+    /usr/bin/python3 scripts/train/train.py --data DATASET --out DIR [options]
+
+DATASET is ROOT/CLASS/NAME.jpg (the magnetic-tile layout, `linesight synth`
+output, or a fleet collector export); *_mask.* files are ignored. The script
+
+  1. checks the dataset (empty class folders, unreadable images, a single
+     class: a clear error before any training);
+  2. splits it, stratified per class and seeded, into train / val / test,
+     after taking out every file whose name starts with a --holdout prefix
+     (e.g. exp5_, an exposure group kept entirely out of training);
+  3. trains (augmentation: exposure gain and gamma, contrast, flips, small
+     rotations and scaling, noise; class-balanced sampling with
+     class-weighted loss), showing progress;
+  4. calibrates the pass and reject thresholds on val for the target escape
+     and false-reject rates;
+  5. writes DIR/model.onnx + DIR/manifest.json (fp32) and DIR/int8/ (int8
+     static QDQ, calibrated on training images, thresholds calibrated on its
+     own simulated outputs), DIR/split.json (which file went where) and
+     DIR/heldout/{test,HOLDOUT}/CLASS/NAME.jpg symlinks for
+     `linesight model eval --data`.
+
+Everything is seeded; with the same data, options and thread count a rerun
+gives the same weights.
+"""
+import argparse
+import datetime
+import json
+import math
+import os
+import random
+import shutil
+import sys
+import time
+
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import calib  # noqa: E402
+import lsdata  # noqa: E402
+import lsmodel  # noqa: E402
+
+SCRIPT_VERSION = "1"
+
+
+def parse_args(argv):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--data", required=True, help="dataset root: CLASS/NAME.jpg")
+    p.add_argument("--out", required=True, help="output package directory (created)")
+    p.add_argument("--name", default="tile-classifier")
+    p.add_argument("--version", default="1.0.0")
+    p.add_argument("--description", default="")
+    p.add_argument("--dataset-name", default="", help="how the manifest names the dataset (default: its absolute path)")
+    p.add_argument("--good", action="append", default=None, help="good label(s) (default free)")
+    p.add_argument("--size", type=int, default=160, help="input side in pixels (multiple of 16)")
+    p.add_argument("--width", type=int, default=16, help="channels of the first conv (x2, x4, x8 deeper)")
+    p.add_argument("--epochs", type=int, default=30)
+    p.add_argument("--batch", type=int, default=32)
+    p.add_argument("--samples-per-epoch", type=int, default=2048,
+                   help="images drawn (class-balanced, with replacement) per epoch; 0: the training split's size")
+    p.add_argument("--lr", type=float, default=3e-3)
+    p.add_argument("--weight-decay", type=float, default=5e-4)
+    p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--val-frac", type=float, default=0.15)
+    p.add_argument("--test-frac", type=float, default=0.15)
+    p.add_argument("--holdout", action="append", default=[],
+                   help="file-name prefix held out of training entirely (repeatable), e.g. exp5_")
+    p.add_argument("--max-per-class", type=int, default=0, help="use at most this many images per class (smoke tests)")
+    p.add_argument("--tta", action="store_true", help="test-time augmentation in the graph (4 flips)")
+    p.add_argument("--ensemble", type=int, default=1, help="networks averaged in the graph (seeds seed, seed+1, ...)")
+    p.add_argument("--target-escape", type=float, default=0.01)
+    p.add_argument("--target-false-reject", type=float, default=0.02)
+    p.add_argument("--calib-images", type=int, default=128, help="training images for int8 calibration")
+    p.add_argument("--no-int8", action="store_true")
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--no-links", action="store_true", help="do not write heldout/ symlink folders")
+    p.add_argument("--quiet", action="store_true")
+    a = p.parse_args(argv)
+    if a.size % 16 or a.size < 32:
+        p.error("--size must be a multiple of 16, at least 32")
+    for f in ("val_frac", "test_frac"):
+        if not 0 <= getattr(a, f) < 0.5:
+            p.error("--%s must be in [0, 0.5)" % f.replace("_", "-"))
+    if a.epochs < 1 or a.ensemble < 1 or a.batch < 2:
+        p.error("--epochs and --ensemble must be >= 1, --batch >= 2")
+    return a
+
+
+def log(*a):
+    print(*a, flush=True)
+
+
+def split(files, classes, holdout, val_frac, test_frac, seed, max_per_class):
+    """Stratified per class, seeded. Returns dict name -> list of (rel, class)."""
+    rng = random.Random(seed)
+    out = {"train": [], "val": [], "test": []}
+    held = {}
+    for rel, c in files:
+        base = os.path.basename(rel)
+        for h in holdout:
+            if base.startswith(h):
+                held.setdefault(h.rstrip("_"), []).append((rel, c))
+                break
+    heldset = {r for v in held.values() for r, _ in v}
+    for c in classes:
+        fs = [(r, cc) for r, cc in files if cc == c and r not in heldset]
+        rng.shuffle(fs)
+        if max_per_class:
+            fs = fs[:max_per_class]
+        n = len(fs)
+        nt = int(round(n * test_frac)) if n >= 3 else 0
+        nv = int(round(n * val_frac)) if n >= 3 else 0
+        if n >= 3 and val_frac > 0:
+            nv = max(nv, 1)
+        if n - nt - nv < 1:
+            raise lsdata.DatasetError("class %s has %d images after hold-outs: too few to train on" % (c, n))
+        out["test"] += fs[:nt]
+        out["val"] += fs[nt:nt + nv]
+        out["train"] += fs[nt + nv:]
+    for k in out:
+        out[k].sort()
+    for k in held:
+        out[k] = sorted(held[k])
+    return out
+
+
+def augment(x, gen):
+    """x: [B,1,S,S] float in [0,1]. Exposure, contrast, gamma, flips, rotation/scale, noise."""
+    b = x.shape[0]
+    r = lambda *s: torch.rand(*s, generator=gen)  # noqa: E731
+    # flips
+    fh = r(b) < 0.5
+    fv = r(b) < 0.5
+    x = torch.where(fh.view(-1, 1, 1, 1), x.flip(3), x)
+    x = torch.where(fv.view(-1, 1, 1, 1), x.flip(2), x)
+    # small rotation, scale and shift
+    ang = (r(b) * 2 - 1) * math.radians(10)
+    sc = 1 + (r(b) * 2 - 1) * 0.08
+    tx, ty = (r(b) * 2 - 1) * 0.04, (r(b) * 2 - 1) * 0.04
+    cos, sin = torch.cos(ang) / sc, torch.sin(ang) / sc
+    theta = torch.stack([torch.stack([cos, -sin, tx], 1), torch.stack([sin, cos, ty], 1)], 1)
+    grid = F.affine_grid(theta, x.shape, align_corners=False)
+    x = F.grid_sample(x, grid, mode="bilinear", padding_mode="reflection", align_corners=False)
+    # exposure: gain (with saturation), gamma, contrast about the mean
+    gain = torch.exp((r(b) * 2 - 1) * math.log(2.2)).view(-1, 1, 1, 1)
+    x = (x * gain).clamp(0, 1)
+    gamma = torch.exp((r(b) * 2 - 1) * math.log(1.3)).view(-1, 1, 1, 1)
+    x = x.clamp_min(1e-4) ** gamma
+    m = x.mean(dim=(1, 2, 3), keepdim=True)
+    con = (0.7 + 0.6 * r(b)).view(-1, 1, 1, 1)
+    x = ((x - m) * con + m).clamp(0, 1)
+    # sensor noise and 8-bit quantisation
+    sig = (r(b) * 0.03).view(-1, 1, 1, 1)
+    x = (x + sig * torch.randn(x.shape, generator=gen)).clamp(0, 1)
+    return torch.round(x * 255) / 255
+
+
+def train_one(args, seed, X, y, k, class_w, progress_prefix):
+    torch.manual_seed(seed)
+    gen = torch.Generator().manual_seed(seed)
+    net = lsmodel.TileNet(k, args.width)
+    opt = torch.optim.AdamW(net.parameters(), lr=args.lr, weight_decay=args.weight_decay)
+    steps_per_epoch = max(1, (args.samples_per_epoch or len(X)) // args.batch)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=args.lr, total_steps=args.epochs * steps_per_epoch,
+                                                pct_start=0.15)
+    counts = np.bincount(y, minlength=k).astype(np.float64)
+    samp_w = torch.tensor((1 / np.sqrt(np.maximum(counts, 1)))[y], dtype=torch.double)
+    loss_w = torch.tensor(class_w, dtype=torch.float32)
+    Xt = torch.from_numpy(X)
+    yt = torch.from_numpy(y).long()
+    tty = sys.stdout.isatty()
+    for ep in range(args.epochs):
+        net.train()
+        t0 = time.time()
+        idx = torch.multinomial(samp_w, steps_per_epoch * args.batch, replacement=True, generator=gen)
+        tot, correct, seen = 0.0, 0, 0
+        for s in range(steps_per_epoch):
+            bi = idx[s * args.batch:(s + 1) * args.batch]
+            xb = Xt[bi].unsqueeze(1).float() / 255
+            xb = lsmodel.standardise(augment(xb, gen))
+            yb = yt[bi]
+            logits, _ = net(xb)
+            loss = F.cross_entropy(logits, yb, weight=loss_w)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            sched.step()
+            tot += float(loss) * len(bi)
+            correct += int((logits.argmax(1) == yb).sum())
+            seen += len(bi)
+            if tty and not args.quiet:
+                print("\r%s epoch %d/%d  step %d/%d  loss %.4f" % (progress_prefix, ep + 1, args.epochs, s + 1,
+                                                                 steps_per_epoch, tot / seen), end="", flush=True)
+        if tty and not args.quiet:
+            print("\r", end="")
+        if not args.quiet:
+            log("%s epoch %d/%d  loss %.4f  train acc %.3f  lr %.2e  %.1fs" % (
+                progress_prefix, ep + 1, args.epochs, tot / seen, correct / seen, sched.get_last_lr()[0],
+                time.time() - t0))
+    return net.eval()
+
+
+def predict(serving, X):
+    serving.eval()
+    outs = []
+    with torch.no_grad():
+        for i in range(0, len(X), 32):
+            xb = torch.from_numpy(X[i:i + 32]).unsqueeze(1).float() / 255
+            outs.append(serving(xb)[0])
+    return torch.cat(outs) if outs else torch.zeros(0)
+
+
+def evaluate(labels, good_idx, logits, y, pass_t=None, reject_t=None, args=None):
+    prob = torch.softmax(logits.float(), 1).numpy().astype(np.float64)
+    good = prob[:, good_idx].sum(1)
+    is_good = np.isin(y, good_idx)
+    if pass_t is None:
+        pass_t, reject_t = calib.calibrate(good, is_good, args.target_escape, args.target_false_reject)
+    m = calib.classification(labels, y, prob.argmax(1))
+    r = calib.rates(good, is_good, pass_t, reject_t)
+    m.update({k: r[k] for k in ("automation_rate", "escape_rate", "false_reject_rate")})
+    m["auroc"] = calib.auroc(1 - good, ~is_good)
+    return m, r, pass_t, reject_t, prob
+
+
+def write_package(d, args, labels, good, size, precision, onnx_path, metrics, rates_, pass_t, reject_t, nval,
+                  reference, training, conf_dist):
+    os.makedirs(d, exist_ok=True)
+    dst = os.path.join(d, "model.onnx")
+    if os.path.abspath(onnx_path) != os.path.abspath(dst):
+        shutil.move(onnx_path, dst)
+    ref = dict(reference)
+    ref["confidence"] = conf_dist
+    desc = args.description or ("LineSight tile classifier (%s, %dx%d gray, per-image standardisation in the graph%s%s)"
+                                 % (precision, size, size, ", 4-flip TTA" if args.tta else "",
+                                    ", ensemble of %d" % args.ensemble if args.ensemble > 1 else ""))
+    m = {
+        "format": 1,
+        "name": args.name,
+        "version": args.version + ("" if precision == "fp32" else "-int8"),
+        "task": "classify",
+        "description": desc,
+        "created": os.environ.get("LINESIGHT_CREATED") or datetime.datetime.now(datetime.timezone.utc).strftime(
+            "%Y-%m-%dT%H:%M:%SZ"),
+        "model": {"file": "model.onnx", "sha256": lsdata.sha256_file(dst), "precision": precision,
+                  "opset": lsmodel.OPSET},
+        "input": {"name": "input", "shape": [-1, 1, size, size], "layout": "nchw", "channels": "gray",
+                  "resize": "stretch", "interpolation": "linear", "scale": 1 / 255.0},
+        "outputs": [{"name": "logits", "role": "logits"}, {"name": "cam", "role": "heatmap"}],
+        "labels": labels,
+        "good_labels": good,
+        "thresholds": {
+            "pass": pass_t, "reject": reject_t,
+            "calibration": {"split": "val", "images": nval, "target_escape_rate": args.target_escape,
+                            "target_false_reject_rate": args.target_false_reject,
+                            "automation_rate": rates_["automation_rate"], "escape_rate": rates_["escape_rate"],
+                            "false_reject_rate": rates_["false_reject_rate"]},
+        },
+        "reference": ref,
+        "training": training,
+        "metrics": dict(metrics, split="val", images=nval),
+    }
+    with open(os.path.join(d, "manifest.json"), "w") as f:
+        json.dump(m, f, indent=2)
+        f.write("\n")
+    return m
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    torch.set_num_threads(args.threads)
+    random.seed(args.seed)
+    np.random.seed(args.seed)
+    torch.manual_seed(args.seed)
+    t_start = time.time()
+
+    # 1. the dataset, checked before anything else
+    try:
+        classes, files = lsdata.scan(args.data)
+        good = args.good or ["free"]
+        for g in good:
+            if g not in classes:
+                raise lsdata.DatasetError("good label %r is not a class folder of %s (classes: %s)"
+                                          % (g, args.data, ", ".join(classes)))
+        if len(good) >= len(classes):
+            raise lsdata.DatasetError("every class is a good label; a classifier needs at least one defect class")
+        parts = split(files, classes, args.holdout, args.val_frac, args.test_frac, args.seed, args.max_per_class)
+        used = parts["train"] + parts["val"] + parts["test"]
+        log("dataset %s: %d images in %d classes (%s); split %s" % (
+            args.data, len(files), len(classes), ", ".join("%s %d" % (c, sum(1 for _, x in files if x == c))
+                                                           for c in classes),
+            ", ".join("%s %d" % (k, len(v)) for k, v in parts.items())))
+        everything = sorted(set(used) | {f for k, v in parts.items() if k not in ("train", "val", "test") for f in v})
+        imgs, stats = lsdata.load(args.data, everything, args.size,
+                                  progress=None if args.quiet else lambda i, n: log("  read %d/%d" % (i, n)))
+    except lsdata.DatasetError as e:
+        print("train: %s" % e, file=sys.stderr)
+        return 2
+    index = {f: i for i, f in enumerate(everything)}
+    labels = classes
+    lab = {c: i for i, c in enumerate(labels)}
+    good_idx = [lab[g] for g in good]
+
+    def arrays(name):
+        fs = parts[name]
+        return imgs[[index[f] for f in fs]] if fs else np.zeros((0, args.size, args.size), np.uint8), \
+            np.array([lab[c] for _, c in fs], np.int64)
+
+    Xtr, ytr = arrays("train")
+    Xva, yva = arrays("val")
+    if len(Xva) == 0:
+        log("warning: no validation split (--val-frac 0): thresholds are calibrated on the training images")
+        Xva, yva = Xtr, ytr
+    counts = np.bincount(ytr, minlength=len(labels)).astype(np.float64)
+    class_w = 1 / np.sqrt(np.maximum(counts, 1))
+    class_w = class_w / (class_w * counts).sum() * counts.sum()
+
+    # 2. training
+    log("training %d network(s) on %d images at %dx%d, width %d, %d epochs, %d threads" % (
+        args.ensemble, len(Xtr), args.size, args.size, args.width, args.epochs, args.threads))
+    nets = []
+    for e in range(args.ensemble):
+        nets.append(train_one(args, args.seed + e, Xtr, ytr, len(labels), class_w,
+                              "[net %d/%d]" % (e + 1, args.ensemble)))
+    train_s = time.time() - t_start
+    serving = lsmodel.Serving(nets, args.tta).eval()
+
+    # 3. calibration and validation metrics (fp32)
+    lv = predict(serving, Xva)
+    metrics, rates_, pass_t, reject_t, prob = evaluate(labels, good_idx, lv, yva, args=args)
+    log("val (fp32, %d images): accuracy %.4f  macro F1 %.4f  AUROC %.4f" % (
+        len(yva), metrics["accuracy"], metrics["macro_f1"], metrics["auroc"]))
+    log("thresholds: pass %.6f  reject %.6f -> automation %.4f  escape %.4f  false reject %.4f" % (
+        pass_t, reject_t, rates_["automation_rate"], rates_["escape_rate"], rates_["false_reject_rate"]))
+
+    # 4. package
+    out = args.out
+    os.makedirs(out, exist_ok=True)
+    train_rel = [r for r, _ in parts["train"]]
+    train_stats = [stats[index[f]] for f in parts["train"]]
+    mix = {c: float(counts[i] / counts.sum()) for i, c in enumerate(labels)}
+    reference = lsdata.reference(train_stats, mix)
+    conf_edges = list(np.linspace(0, 1, 21))
+    training = {
+        "dataset": args.dataset_name or os.path.abspath(args.data),
+        "fingerprint": lsdata.fingerprint(args.data, train_rel),
+        "images": len(train_rel),
+        "classes": {c: int(counts[i]) for i, c in enumerate(labels)},
+        "split": {k: len(v) for k, v in parts.items()},
+        "seed": args.seed,
+        "epochs": args.epochs,
+        "augment": ["flip-h", "flip-v", "rotate+-10deg", "scale+-8%", "shift+-4%", "exposure-gain x0.45..2.2",
+                    "gamma x0.77..1.3", "contrast x0.7..1.3", "gaussian-noise sigma<=0.03"],
+        "extra": {
+            "script": "scripts/train/train.py v" + SCRIPT_VERSION,
+            "architecture": "TileNet width %d (7 conv3x3+BN+ReLU, stride-2 downsampling, 1x1 CAM head, GAP)"
+                            % args.width,
+            "ensemble": str(args.ensemble), "tta": "4 flips" if args.tta else "none",
+            "standardisation": "per image, in the graph: (x-mean)/sqrt(var+1e-4)",
+            "class_balance": "sampling weights 1/sqrt(n) and loss weights 1/sqrt(n)",
+            "holdout": ",".join(args.holdout) or "none",
+            "fingerprint_covers": "train split",
+            "reference_sharpness": "variance of cv2.Laplacian(gray/255, ksize=1) on the full image",
+            "torch": torch.__version__, "threads": str(args.threads),
+            "lr": str(args.lr), "batch": str(args.batch), "size": str(args.size),
+            "train_seconds": "%.0f" % train_s,
+        },
+    }
+    conf = lsdata.distribution(prob.max(1), conf_edges)
+    tmp = os.path.join(out, ".model-fp32.onnx")
+    fused = lsmodel.Serving([lsmodel.fuse(n) for n in nets], args.tta).eval()
+    lsmodel.export_fp32(fused, args.size, tmp)
+    write_package(out, args, labels, good, args.size, "fp32", tmp, metrics, rates_, pass_t, reject_t, len(yva),
+                  reference, training, conf)
+    log("wrote %s (fp32, %d bytes)" % (os.path.join(out, "model.onnx"), os.path.getsize(os.path.join(out, "model.onnx"))))
+
+    if not args.no_int8:
+        g = torch.Generator().manual_seed(args.seed)
+        ci = torch.randperm(len(Xtr), generator=g)[:args.calib_images].numpy()
+        cal = torch.from_numpy(Xtr[np.sort(ci)]).unsqueeze(1).float() / 255
+        ranges = lsmodel.calibrate_ranges(fused, cal)
+        d8 = os.path.join(out, "int8")
+        os.makedirs(d8, exist_ok=True)
+        tmp8 = os.path.join(d8, ".model-int8.onnx")
+        lsmodel.quantize_qdq(os.path.join(out, "model.onnx"), ranges, tmp8)
+        xva = torch.from_numpy(Xva).unsqueeze(1).float() / 255
+        lq, _ = lsmodel.fake_quant_forward(fused, ranges, xva)
+        m8, r8, p8, j8, prob8 = evaluate(labels, good_idx, lq, yva, args=args)
+        log("val (int8 simulated): accuracy %.4f  thresholds pass %.6f reject %.6f -> automation %.4f  escape %.4f"
+            "  false reject %.4f" % (m8["accuracy"], p8, j8, r8["automation_rate"], r8["escape_rate"],
+                                      r8["false_reject_rate"]))
+        t8 = dict(training, extra=dict(training["extra"], int8="static QDQ: per-channel int8 weights, uint8 "
+                                                                "activations calibrated (min/max) on %d training "
+                                                                "images; int32 biases" % len(cal)))
+        write_package(d8, args, labels, good, args.size, "int8", tmp8, m8, r8, p8, j8, len(yva), reference, t8,
+                      lsdata.distribution(prob8.max(1), conf_edges))
+        log("wrote %s (int8, %d bytes)" % (os.path.join(d8, "model.onnx"), os.path.getsize(os.path.join(d8, "model.onnx"))))
+
+    # 5. the split, and folders of the held-out files for `linesight model eval`
+    with open(os.path.join(out, "split.json"), "w") as f:
+        json.dump({"dataset": os.path.abspath(args.data), "seed": args.seed, "holdout": args.holdout,
+                   "val_frac": args.val_frac, "test_frac": args.test_frac,
+                   "splits": {k: [r for r, _ in v] for k, v in parts.items()}}, f, indent=1)
+        f.write("\n")
+    if not args.no_links:
+        root = os.path.abspath(args.data)
+        for k, v in parts.items():
+            if k == "train" or not v:
+                continue
+            base = os.path.join(out, "heldout", k)
+            shutil.rmtree(base, ignore_errors=True)
+            for r, _ in v:
+                os.makedirs(os.path.join(base, os.path.dirname(r)), exist_ok=True)
+                os.symlink(os.path.join(root, r), os.path.join(base, r))
+    log("done in %.0fs (training %.0fs)" % (time.time() - t_start, train_s))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
