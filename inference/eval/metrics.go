@@ -152,7 +152,7 @@ func Classification(conf [][]int) (per []ClassMetrics, accuracy, macroF1 float64
 
 // Automation summarises the verdicts on a labelled set.
 type Automation struct {
-	Parts, Good, Defective int
+	Parts, Good, Defective     int
 	Passed, Rejected, Deferred int
 	// Escapes are defective parts passed; FalseRejects good parts rejected.
 	Escapes, FalseRejects int

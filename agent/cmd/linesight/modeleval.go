@@ -194,4 +194,3 @@ func printEvalReport(w io.Writer, r *eval.Report) {
 		fmt.Fprintf(w, "  false reject: %s (predicted %s, P(good) %.4f)\n", e.File, e.Predicted, e.GoodScore)
 	}
 }
-
