@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -121,14 +122,26 @@ func parseFloats(s string) ([]float64, error) {
 func loadModel(lib, path string, bare inference.BareOptions) (*onnx.Runtime, *inference.Package, error) {
 	rt, err := onnx.OpenRuntime(onnx.ProcessSearch(lib))
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, &cli.UsageError{Err: err}
 	}
 	pkg, err := inference.Load(rt, path, bare)
 	if err != nil {
 		rt.Close()
-		return nil, nil, err
+		return nil, nil, modelInputError(err)
 	}
 	return rt, pkg, nil
+}
+
+// modelInputError marks errors caused by the model files the user named
+// (missing, corrupt, inconsistent) as usage errors: exit code 2.
+func modelInputError(err error) error {
+	for _, target := range []error{inference.ErrNoModel, inference.ErrInvalidManifest, inference.ErrChecksum,
+		inference.ErrShape, inference.ErrInvalidModel, onnx.ErrSignature, onnx.ErrLibraryNotFound} {
+		if errors.Is(err, target) {
+			return &cli.UsageError{Err: err}
+		}
+	}
+	return err
 }
 
 func modelInspectCmd(ctx context.Context, stdio Stdio, args []string) error {
@@ -276,14 +289,14 @@ func modelBenchCmd(ctx context.Context, stdio Stdio, args []string) error {
 	}
 	rt, err := onnx.OpenRuntime(onnx.ProcessSearch(*lib))
 	if err != nil {
-		return err
+		return &cli.UsageError{Err: err}
 	}
 	defer rt.Close()
 	var reps []*inference.BenchReport
 	for _, path := range fs.Args() {
 		pkg, err := inference.Load(rt, path, bo)
 		if err != nil {
-			return err
+			return modelInputError(err)
 		}
 		for _, a := range pkg.Assumed {
 			fmt.Fprintf(stdio.Err, "%s: assumed %s\n", path, a)
