@@ -59,3 +59,39 @@ bench: $(SETUP_STAMP)
 
 clean:
 	rm -rf $(BIN)
+
+# --- Models (issue 5) ---------------------------------------------------------
+# make model        rebuild the built-in default model (agent/builtin/model)
+#                   from synthetic tiles with fixed seeds, then evaluate it on
+#                   a fresh synthetic set of another seed
+# make model-tiles DATA=../shared/datasets/magnetic-tile OUT=DIR
+#                   train on the real magnetic-tile images (exposure group
+#                   exp5 held out entirely), then evaluate with linesight
+#                   model eval on the stratified held-out split and on exp5
+MODEL_WORK ?= .cache/model
+MODEL_TRAIN_FLAGS ?= --size 128 --width 16 --epochs 16 --samples-per-epoch 2048 --seed 1
+DATA ?= ../shared/datasets/magnetic-tile
+OUT ?= $(MODEL_WORK)/tiles
+TILES_TRAIN_FLAGS ?= --size 192 --width 16 --epochs 24 --samples-per-epoch 2048 --seed 1 --tta
+
+.PHONY: model model-tiles
+
+model: build
+	rm -rf $(MODEL_WORK)/synth-train $(MODEL_WORK)/synth-fresh $(MODEL_WORK)/builtin
+	$(BIN)/linesight synth --out $(MODEL_WORK)/synth-train --n 3000 --seed 101 --defect-rate 0.5
+	LINESIGHT_CREATED=2025-01-01T00:00:00Z nice -n 10 $(PY) scripts/train/train.py --data $(MODEL_WORK)/synth-train \
+		--out $(MODEL_WORK)/builtin --name builtin-synthetic-tiles --version 1.0.0 --no-links \
+		--dataset-name "linesight synth --n 3000 --seed 101 --defect-rate 0.5" $(MODEL_TRAIN_FLAGS)
+	rm -rf agent/builtin/model && mkdir -p agent/builtin/model/int8
+	cp $(MODEL_WORK)/builtin/manifest.json $(MODEL_WORK)/builtin/model.onnx agent/builtin/model/
+	cp $(MODEL_WORK)/builtin/int8/manifest.json $(MODEL_WORK)/builtin/int8/model.onnx agent/builtin/model/int8/
+	$(BIN)/linesight synth --out $(MODEL_WORK)/synth-fresh --n 2000 --seed 202
+	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN)/linesight ./agent/cmd/linesight
+	$(BIN)/linesight model eval --quiet --model agent/builtin/model --data $(MODEL_WORK)/synth-fresh
+	$(BIN)/linesight model eval --quiet --model agent/builtin/model/int8 --data $(MODEL_WORK)/synth-fresh
+
+model-tiles: build
+	@test -d "$(DATA)" || { echo "DATA=$(DATA) is not a folder (want DATA=../shared/datasets/magnetic-tile)"; exit 2; }
+	nice -n 10 $(PY) scripts/train/train.py --data $(DATA) --out $(OUT) --name magnetic-tiles --holdout exp5_ $(TILES_TRAIN_FLAGS)
+	$(BIN)/linesight model eval --quiet --model $(OUT) --data $(OUT)/heldout/test
+	$(BIN)/linesight model eval --quiet --model $(OUT) --data $(OUT)/heldout/exp5

@@ -147,15 +147,15 @@ def augment(x, gen):
     grid = F.affine_grid(theta, x.shape, align_corners=False)
     x = F.grid_sample(x, grid, mode="bilinear", padding_mode="reflection", align_corners=False)
     # exposure: gain (with saturation), gamma, contrast about the mean
-    gain = torch.exp((r(b) * 2 - 1) * math.log(2.2)).view(-1, 1, 1, 1)
+    gain = torch.exp((r(b) * 2 - 1) * math.log(1.8)).view(-1, 1, 1, 1)
     x = (x * gain).clamp(0, 1)
     gamma = torch.exp((r(b) * 2 - 1) * math.log(1.3)).view(-1, 1, 1, 1)
     x = x.clamp_min(1e-4) ** gamma
     m = x.mean(dim=(1, 2, 3), keepdim=True)
-    con = (0.7 + 0.6 * r(b)).view(-1, 1, 1, 1)
+    con = (0.8 + 0.4 * r(b)).view(-1, 1, 1, 1)
     x = ((x - m) * con + m).clamp(0, 1)
     # sensor noise and 8-bit quantisation
-    sig = (r(b) * 0.03).view(-1, 1, 1, 1)
+    sig = (r(b) * 0.01).view(-1, 1, 1, 1)
     x = (x + sig * torch.randn(x.shape, generator=gen)).clamp(0, 1)
     return torch.round(x * 255) / 255
 
@@ -354,8 +354,8 @@ def main(argv=None):
         "split": {k: len(v) for k, v in parts.items()},
         "seed": args.seed,
         "epochs": args.epochs,
-        "augment": ["flip-h", "flip-v", "rotate+-10deg", "scale+-8%", "shift+-4%", "exposure-gain x0.45..2.2",
-                    "gamma x0.77..1.3", "contrast x0.7..1.3", "gaussian-noise sigma<=0.03"],
+        "augment": ["flip-h", "flip-v", "rotate+-10deg", "scale+-8%", "shift+-4%", "exposure-gain x0.56..1.8 (clipped)",
+                    "gamma x0.77..1.3", "contrast x0.8..1.2", "gaussian-noise sigma<=0.01"],
         "extra": {
             "script": "scripts/train/train.py v" + SCRIPT_VERSION,
             "architecture": "TileNet width %d (7 conv3x3+BN+ReLU, stride-2 downsampling, 1x1 CAM head, GAP)"

@@ -1,0 +1,270 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"math"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/linesight/linesight/inference"
+	"github.com/linesight/linesight/inference/eval"
+)
+
+// trainPython is Debian's interpreter with torch 1.13, onnx and cv2.
+const trainPython = "/usr/bin/python3"
+
+var trainScript = filepath.Join("..", "..", "..", "scripts", "train", "train.py")
+
+func needTorch(t *testing.T) {
+	t.Helper()
+	if out, err := exec.Command(trainPython, "-c", "import torch, onnx, cv2, numpy").CombinedOutput(); err != nil {
+		t.Skipf("%s with torch, onnx, cv2 and numpy is needed (Debian python3-torch, python3-onnx, python3-opencv): %v: %s", trainPython, err, out)
+	}
+}
+
+func train(t *testing.T, args ...string) (int, string) {
+	t.Helper()
+	cmd := exec.Command(trainPython, append([]string{trainScript}, args...)...)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		if ee, ok := err.(*exec.ExitError); ok {
+			return ee.ExitCode(), string(out)
+		}
+		t.Fatalf("run train.py: %v", err)
+	}
+	return 0, string(out)
+}
+
+// TestModelTrainEvalSmoke is the whole model path in miniature: a tiny
+// synthetic dataset, a tiny training (32 px, one short epoch), the fp32 and
+// int8 packages, and `linesight model eval` through the Go engine on the
+// held-out files the training wrote out. It checks the plumbing and the
+// arithmetic of the report, not the model's quality.
+func TestModelTrainEvalSmoke(t *testing.T) {
+	needTorch(t)
+	ctx := context.Background()
+	root := t.TempDir()
+	data := filepath.Join(root, "data")
+	if code, _, errs := runMain(ctx, "", "synth", "--out", data, "--n", "90", "--seed", "3", "--size", "64", "--defect-rate", "0.7"); code != 0 {
+		t.Fatalf("synth: exit %d: %s", code, errs)
+	}
+	out := filepath.Join(root, "model")
+	code, log := train(t, "--data", data, "--out", out, "--size", "32", "--width", "4", "--epochs", "1",
+		"--samples-per-epoch", "64", "--batch", "16", "--calib-images", "16", "--seed", "5")
+	if code != 0 {
+		t.Fatalf("train.py: exit %d:\n%s", code, log)
+	}
+	for _, want := range []string{"epoch 1/1", "thresholds: pass", "wrote"} {
+		if !strings.Contains(log, want) {
+			t.Errorf("train.py output lacks %q (progress and results):\n%s", want, log)
+		}
+	}
+	var split struct {
+		Splits map[string][]string `json:"splits"`
+	}
+	b, err := os.ReadFile(filepath.Join(out, "split.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(b, &split); err != nil {
+		t.Fatal(err)
+	}
+	if len(split.Splits["train"]) == 0 || len(split.Splits["val"]) == 0 || len(split.Splits["test"]) == 0 {
+		t.Fatalf("split sizes: train %d, val %d, test %d", len(split.Splits["train"]), len(split.Splits["val"]), len(split.Splits["test"]))
+	}
+	for _, pkgDir := range []string{out, filepath.Join(out, "int8")} {
+		pkg, err := inference.LoadPackage(pkgDir)
+		if err != nil {
+			t.Fatalf("load %s: %v", pkgDir, err)
+		}
+		m := pkg.Manifest
+		if m.Input.Channels != "gray" || m.Input.Shape[2] != 32 || m.Reference == nil || m.Training == nil || m.Metrics == nil ||
+			m.Thresholds.Calibration == nil || !(m.Thresholds.Pass > 0.5) || !(m.Thresholds.Reject > 0.5) {
+			t.Fatalf("%s: incomplete manifest: %+v", pkgDir, m)
+		}
+		if got := m.Training.Images; got != len(split.Splits["train"]) {
+			t.Errorf("%s: training.images %d, split has %d", pkgDir, got, len(split.Splits["train"]))
+		}
+		for _, sub := range []string{"val", "test"} {
+			code, stdout, errs := runMain(ctx, "", "model", "eval", "--quiet", "--json", "--model", pkgDir, "--data", filepath.Join(out, "heldout", sub))
+			if code != 0 {
+				t.Fatalf("model eval %s on %s: exit %d: %s", pkgDir, sub, code, errs)
+			}
+			var r eval.Report
+			if err := json.Unmarshal([]byte(stdout), &r); err != nil {
+				t.Fatalf("eval JSON: %v\n%s", err, stdout)
+			}
+			checkReport(t, &r, m, len(split.Splits[sub]))
+			if sub == "val" {
+				// The manifest's calibration was measured on the same val
+				// files in Python (int8: simulated); the Go engine agrees.
+				c := m.Thresholds.Calibration
+				if math.Abs(r.Automation.AutomationRate-c.AutomationRate) > 0.05 {
+					t.Errorf("%s: Go automation on val %.4f, the manifest's calibration says %.4f", pkgDir, r.Automation.AutomationRate, c.AutomationRate)
+				}
+			}
+		}
+		// The text report names every part of the yardstick.
+		code, stdout, errs := runMain(ctx, "", "model", "eval", "--quiet", "--model", pkgDir, "--data", filepath.Join(out, "heldout", "test"))
+		if code != 0 {
+			t.Fatalf("model eval (text): exit %d: %s", code, errs)
+		}
+		for _, want := range []string{"true \\ predicted", "precision", "recall", "accuracy", "automation", "escape", "false reject", "defer"} {
+			if !strings.Contains(stdout, want) {
+				t.Errorf("text report lacks %q:\n%s", want, stdout)
+			}
+		}
+	}
+
+	// A policy file overrides the manifest's thresholds.
+	pol := filepath.Join(root, "policy.yaml")
+	if err := os.WriteFile(pol, []byte("policy:\n  pass_threshold: 0.999\n  reject_threshold: 0.998\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	code, stdout, errs := runMain(ctx, "", "model", "eval", "--quiet", "--json", "--model", out, "--data", filepath.Join(out, "heldout", "test"), "--policy", pol)
+	if code != 0 {
+		t.Fatalf("model eval --policy: exit %d: %s", code, errs)
+	}
+	var r eval.Report
+	if err := json.Unmarshal([]byte(stdout), &r); err != nil {
+		t.Fatal(err)
+	}
+	if r.Thresholds.Pass != 0.999 || r.Thresholds.Reject != 0.998 || r.Thresholds.Source != pol {
+		t.Errorf("policy thresholds not used: %+v", r.Thresholds)
+	}
+
+	// Eval on a folder with a class the model does not know: a usage error naming it.
+	bad := filepath.Join(root, "unknown")
+	if err := os.MkdirAll(filepath.Join(bad, "scratch"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	src, _ := filepath.Glob(filepath.Join(data, "free", "*[0-9].jpg"))
+	copyFile(t, src[0], filepath.Join(bad, "scratch", "a.jpg"))
+	code, _, errs = runMain(ctx, "", "model", "eval", "--quiet", "--model", out, "--data", bad)
+	if code != 2 || !strings.Contains(errs, "scratch") || !strings.Contains(errs, "does not know") {
+		t.Errorf("eval with an unknown class: exit %d, stderr %q", code, errs)
+	}
+	// An unreadable image in the eval folder names the file.
+	if err := os.MkdirAll(filepath.Join(root, "corrupt", "free"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(root, "corrupt", "free", "broken.jpg"), []byte("not a jpeg"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	code, _, errs = runMain(ctx, "", "model", "eval", "--quiet", "--model", out, "--data", filepath.Join(root, "corrupt"))
+	if code != 2 || !strings.Contains(errs, "broken.jpg") {
+		t.Errorf("eval with a corrupt image: exit %d, stderr %q", code, errs)
+	}
+}
+
+// checkReport checks that a report's figures are consistent with each other.
+func checkReport(t *testing.T, r *eval.Report, m *inference.Manifest, images int) {
+	t.Helper()
+	if r.Images != images {
+		t.Errorf("report has %d images, the split %d", r.Images, images)
+	}
+	sum := 0
+	for _, row := range r.Confusion {
+		for _, n := range row {
+			sum += n
+		}
+	}
+	if sum != images {
+		t.Errorf("confusion matrix sums to %d, want %d", sum, images)
+	}
+	a := r.Automation
+	if a.Parts != images || a.Passed+a.Rejected+a.Deferred != images || a.Good+a.Defective != images {
+		t.Errorf("automation counts inconsistent: %+v", a)
+	}
+	if want := float64(a.Passed+a.Rejected) / float64(images); math.Abs(a.AutomationRate-want) > 1e-12 || math.Abs(a.AutomationRate+a.DeferRate-1) > 1e-12 {
+		t.Errorf("automation rate %v, defer %v; want %v", a.AutomationRate, a.DeferRate, want)
+	}
+	if a.Defective > 0 && math.Abs(a.EscapeRate-float64(a.Escapes)/float64(a.Defective)) > 1e-12 {
+		t.Errorf("escape rate %v with %d escapes of %d", a.EscapeRate, a.Escapes, a.Defective)
+	}
+	if len(r.Escapes) != a.Escapes || len(r.FalseRejects) != a.FalseRejects {
+		t.Errorf("listed %d escapes and %d false rejects; counted %d and %d", len(r.Escapes), len(r.FalseRejects), a.Escapes, a.FalseRejects)
+	}
+	if r.Thresholds.Pass != m.Thresholds.Pass || r.Thresholds.Reject != m.Thresholds.Reject || r.Thresholds.Source != "manifest" {
+		t.Errorf("thresholds %+v, manifest %+v", r.Thresholds, m.Thresholds)
+	}
+	if r.Accuracy < 0 || r.Accuracy > 1 || len(r.PerClass) != len(m.Labels) {
+		t.Errorf("accuracy %v, %d per-class rows", r.Accuracy, len(r.PerClass))
+	}
+}
+
+// TestTrainRejectsBadDatasets: the dataset checks run before any training
+// and say what is wrong.
+func TestTrainRejectsBadDatasets(t *testing.T) {
+	needTorch(t)
+	ctx := context.Background()
+	root := t.TempDir()
+	base := filepath.Join(root, "base")
+	if code, _, errs := runMain(ctx, "", "synth", "--out", base, "--n", "30", "--seed", "4", "--size", "32", "--defect-rate", "0.5"); code != 0 {
+		t.Fatalf("synth: %s", errs)
+	}
+	free, _ := filepath.Glob(filepath.Join(base, "free", "*[0-9].jpg"))
+	mk := func(name string, files map[string]string) string {
+		d := filepath.Join(root, name)
+		for rel, src := range files {
+			p := filepath.Join(d, rel)
+			if strings.HasSuffix(rel, "/") { // an empty folder
+				if err := os.MkdirAll(p, 0o755); err != nil {
+					t.Fatal(err)
+				}
+				continue
+			}
+			if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+				t.Fatal(err)
+			}
+			if src == "" {
+				if err := os.WriteFile(p, []byte("\x00garbage"), 0o644); err != nil {
+					t.Fatal(err)
+				}
+				continue
+			}
+			copyFile(t, src, p)
+		}
+		return d
+	}
+	for _, c := range []struct {
+		name  string
+		files map[string]string
+		want  []string
+	}{
+		{"empty-class", map[string]string{"free/a.jpg": free[0], "free/b.jpg": free[1], "crack/": ""}, []string{"crack", "no images"}},
+		{"single-class", map[string]string{"free/a.jpg": free[0], "free/b.jpg": free[1], "free/c.jpg": free[2]}, []string{"only one class"}},
+		{"unreadable", map[string]string{"free/a.jpg": free[0], "free/b.jpg": free[1], "free/c.jpg": free[2], "crack/x.jpg": free[3], "crack/y.jpg": free[4], "crack/z.jpg": free[5], "crack/bad.jpg": ""},
+			[]string{"unreadable", "crack/bad.jpg"}},
+		{"no-good-label", map[string]string{"ok/a.jpg": free[0], "ok/b.jpg": free[1], "crack/x.jpg": free[3], "crack/y.jpg": free[4]}, []string{"good label", "free"}},
+	} {
+		d := mk(c.name, c.files)
+		code, out := train(t, "--data", d, "--out", filepath.Join(root, "out-"+c.name), "--size", "32", "--epochs", "1")
+		if code != 2 {
+			t.Errorf("%s: exit %d, want 2:\n%s", c.name, code, out)
+		}
+		for _, w := range c.want {
+			if !strings.Contains(out, w) {
+				t.Errorf("%s: error does not say %q:\n%s", c.name, w, out)
+			}
+		}
+		if strings.Contains(out, "epoch") {
+			t.Errorf("%s: training started before the dataset check:\n%s", c.name, out)
+		}
+	}
+}
+
+func copyFile(t *testing.T, src, dst string) {
+	t.Helper()
+	b, err := os.ReadFile(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(dst, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
