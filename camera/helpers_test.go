@@ -140,3 +140,10 @@ func testCtx(t testing.TB) context.Context {
 }
 
 func colorRGBA(i int) colorpkg.RGBA { return colorpkg.RGBA{R: uint8(40 * i), G: 200, B: 30, A: 255} }
+
+// closeServer cuts streaming connections, which never end on their own,
+// then stops the server.
+func closeServer(srv *httptest.Server) {
+	srv.CloseClientConnections()
+	srv.Close()
+}

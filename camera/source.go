@@ -77,17 +77,30 @@ func (o Options) logger(id string) *slog.Logger {
 // retries those.
 func OpenSource(spec Spec, opts Options) (Source, error) {
 	log := opts.logger(spec.ID)
+	var src Source
+	var err error
+	// Each case assigns only on success, so a failed open returns a nil
+	// interface, not an interface holding a nil pointer.
 	switch spec.Source.Kind {
 	case KindSynthetic:
-		return NewSyntheticSource(spec.ID, spec.Source.Synthetic)
+		src, err = asSource(NewSyntheticSource(spec.ID, spec.Source.Synthetic))
 	case KindFolder:
-		return NewFolderSource(spec.ID, spec.Source, log)
+		src, err = asSource(NewFolderSource(spec.ID, spec.Source, log))
 	case KindFile:
-		return openFile(spec.ID, spec.Source, log)
+		src, err = asSource(openFile(spec.ID, spec.Source, log))
 	case KindDevice:
-		return openDevice(spec.ID, spec.Source, log)
+		src, err = asSource(openDevice(spec.ID, spec.Source, log))
 	case KindURL:
-		return openURL(spec.ID, spec.Source, log)
+		src, err = asSource(openURL(spec.ID, spec.Source, log))
+	default:
+		err = fmt.Errorf("camera %s: source.kind %q is not allowed; use one of %v", spec.ID, spec.Source.Kind, Kinds)
 	}
-	return nil, fmt.Errorf("camera %s: source.kind %q is not allowed; use one of %v", spec.ID, spec.Source.Kind, Kinds)
+	return src, err
+}
+
+func asSource[S Source](s S, err error) (Source, error) {
+	if err != nil {
+		return nil, err
+	}
+	return s, nil
 }

@@ -161,7 +161,7 @@ func TestFileSource(t *testing.T) {
 func TestURLSourceMJPEG(t *testing.T) {
 	noLeakedMats(t)
 	srv := startServerAt(t, "127.0.0.1:0", mjpegHandler(testJPEG(t, 80, 60, 1), 5*time.Millisecond, nil))
-	defer srv.Close()
+	defer closeServer(srv)
 	src, err := OpenSource(Spec{ID: "u", Source: SourceSpec{Kind: KindURL, URL: srv.URL + "/stream.mjpg"}}, Options{})
 	if err != nil {
 		t.Fatal(err)
