@@ -89,6 +89,13 @@ func TestModelTrainEvalSmoke(t *testing.T) {
 		if got := m.Training.Images; got != len(split.Splits["train"]) {
 			t.Errorf("%s: training.images %d, split has %d", pkgDir, got, len(split.Splits["train"]))
 		}
+		var trainFiles []string
+		for _, rel := range split.Splits["train"] {
+			trainFiles = append(trainFiles, filepath.Join(data, filepath.FromSlash(rel)))
+		}
+		if fp, err := inference.Fingerprint(data, trainFiles); err != nil || fp != m.Training.Fingerprint {
+			t.Errorf("%s: Python's training fingerprint %s, Go's %s (%v)", pkgDir, m.Training.Fingerprint, fp, err)
+		}
 		for _, sub := range []string{"val", "test"} {
 			code, stdout, errs := runMain(ctx, "", "model", "eval", "--quiet", "--json", "--model", pkgDir, "--data", filepath.Join(out, "heldout", sub))
 			if code != 0 {
