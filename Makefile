@@ -69,10 +69,10 @@ clean:
 #                   exp5 held out entirely), then evaluate with linesight
 #                   model eval on the stratified held-out split and on exp5
 MODEL_WORK ?= .cache/model
-MODEL_TRAIN_FLAGS ?= --size 128 --width 16 --epochs 16 --samples-per-epoch 2048 --seed 1
+MODEL_TRAIN_FLAGS ?= --size 128 --width 16 --epochs 12 --samples-per-epoch 2048 --seed 1
 DATA ?= ../shared/datasets/magnetic-tile
 OUT ?= $(MODEL_WORK)/tiles
-TILES_TRAIN_FLAGS ?= --size 192 --width 16 --epochs 24 --samples-per-epoch 2048 --seed 1 --tta
+TILES_TRAIN_FLAGS ?= --size 192 --width 16 --epochs 28 --samples-per-epoch 2048 --seed 1 --tta
 
 .PHONY: model model-tiles
 
