@@ -149,7 +149,7 @@ func TestDemoStartsAndStops(t *testing.T) {
 	}
 	body, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
-	if resp.StatusCode != 200 || !strings.Contains(string(body), "demo-01") {
+	if resp.StatusCode != 200 || !strings.Contains(string(body), "demo-01") || !strings.Contains(string(body), "(built-in)") || !strings.Contains(string(body), "<b>cpu</b>") {
 		t.Errorf("UI %s = %d:\n%s", url, resp.StatusCode, body)
 	}
 	cancel()
@@ -221,5 +221,15 @@ func TestBinarySIGINT(t *testing.T) {
 	}
 	if !strings.Contains(strings.Join(all, "\n"), "stopped cleanly") {
 		t.Errorf("no clean stop:\n%s", strings.Join(all, "\n"))
+	}
+}
+
+func TestRunBadModelPath(t *testing.T) {
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "line.yaml")
+	os.WriteFile(cfg, []byte("data_dir: "+dir+"\nmodel:\n  path: "+filepath.Join(dir, "no-such-model")+"\nreview:\n  listen: 127.0.0.1:0\nmqtt:\n  broker: \"\"\n"), 0o644)
+	code, _, errs := runMain(context.Background(), "", "run", "-c", cfg)
+	if code != cli.ExitUsage || !strings.Contains(errs, "no-such-model") {
+		t.Errorf("run with a missing model: exit %d, want 2 naming it:\n%s", code, errs)
 	}
 }
