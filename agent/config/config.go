@@ -157,7 +157,9 @@ func Default() *Config {
 		Log:     cli.LogOptions{Format: "auto", Level: "info"},
 		DataDir: "data",
 		Cameras: []Camera{{Spec: cam, Automation: "partial"}},
-		Model:   Model{Options: onnx.DefaultOptions()},
+		// CPU by default: the demo runs anywhere, and no native error is
+		// printed for an accelerator the machine lacks. Line configs name theirs.
+		Model: Model{Options: onnx.Options{Provider: onnx.ProviderCPU, Sessions: 1}},
 		Policy: Policy{
 			FailSafe:     "reject",
 			MaxDeferRate: 0.2,

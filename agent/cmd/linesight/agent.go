@@ -68,7 +68,6 @@ func runAgent(ctx context.Context, stdio Stdio, cfg *config.Config, demo bool) e
 	}
 	defer eng.Close()
 	man := eng.Manifest()
-	log.Info("model loaded", "name", man.Name, "version", man.Version, "provider", eng.Provider())
 
 	if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
 		return fmt.Errorf("create data_dir: %w", err)
