@@ -63,6 +63,19 @@ func TestModelTrainEvalSmoke(t *testing.T) {
 			t.Errorf("train.py output lacks %q (progress and results):\n%s", want, log)
 		}
 	}
+	// Fixed seeds: the same data and options give the same graphs.
+	again := filepath.Join(root, "again")
+	if code, log := train(t, "--data", data, "--out", again, "--size", "32", "--width", "4", "--epochs", "1",
+		"--samples-per-epoch", "64", "--batch", "16", "--calib-images", "16", "--seed", "5", "--quiet", "--no-links"); code != 0 {
+		t.Fatalf("train.py again: exit %d:\n%s", code, log)
+	}
+	for _, f := range []string{"model.onnx", filepath.Join("int8", "model.onnx")} {
+		a, _ := os.ReadFile(filepath.Join(out, f))
+		b, _ := os.ReadFile(filepath.Join(again, f))
+		if len(a) == 0 || inference.SHA256(a) != inference.SHA256(b) {
+			t.Errorf("%s differs between two trainings with seed 5", f)
+		}
+	}
 	var split struct {
 		Splits map[string][]string `json:"splits"`
 	}
