@@ -2,6 +2,7 @@ package eval
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 
@@ -47,14 +48,10 @@ type Prediction struct {
 }
 
 // Decider turns one part's class probabilities (in label order) into the
-// policy's verdict.
+// policy's verdict. The caller supplies it (the CLI wraps agent/policy's
+// Decide), so eval measures the very rule the line runs; inference may not
+// import agent, so the rule is injected rather than written here twice.
 type Decider func(scores []float32) Verdict
-
-// RuleDecider is Decide at th for the labels of m.
-func RuleDecider(m *inference.Manifest, th Thresholds) Decider {
-	good := goodMask(m)
-	return func(scores []float32) Verdict { return Decide(scores, good, m.Labels, th) }
-}
 
 func goodMask(m *inference.Manifest) []bool {
 	good := make([]bool, len(m.Labels))
@@ -65,12 +62,12 @@ func goodMask(m *inference.Manifest) []bool {
 }
 
 // Evaluate scores every sample of ds with s, decides each part with decide
-// (RuleDecider(m, th) when nil) and builds the report for the model m at
+// (required) and builds the report for the model m at
 // thresholds th. progress, when set, is called after each image. The
 // dataset's classes must all be labels of m (ErrDataset otherwise).
 func Evaluate(ctx context.Context, s Scorer, m *inference.Manifest, ds *Dataset, th Thresholds, decide Decider, progress func(done, total int)) (*Report, error) {
 	if decide == nil {
-		decide = RuleDecider(m, th)
+		return nil, errors.New("evaluate: no decider: pass the policy's decision rule")
 	}
 	if err := ds.CheckClasses(m.Labels); err != nil {
 		return nil, err

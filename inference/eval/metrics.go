@@ -36,31 +36,6 @@ type Thresholds struct {
 	Source string `json:"source,omitempty"`
 }
 
-// Decide applies the policy layer's rule (agent/policy, partial level,
-// without the image guardrails) to one part's class probabilities: pass
-// when P(good) >= Pass, else reject when P(defect) >= Reject, else reject
-// when a defect label's probability reaches its PerClass threshold, else
-// defer. A zero threshold never fires. good[k] says whether label k is a
-// good label; labels names them (for PerClass).
-func Decide(scores []float32, good []bool, labels []string, th Thresholds) Verdict {
-	g := GoodScore(scores, good)
-	switch {
-	case th.Pass > 0 && g >= th.Pass:
-		return Pass
-	case th.Reject > 0 && 1-g >= th.Reject:
-		return Reject
-	}
-	for k, s := range scores {
-		if good[k] || k >= len(labels) {
-			continue
-		}
-		if t, ok := th.PerClass[labels[k]]; ok && t > 0 && float64(s) >= t {
-			return Reject
-		}
-	}
-	return Defer
-}
-
 // GoodScore is the summed probability of the good labels, summed in
 // float64 and clamped to [0, 1] as the policy does.
 func GoodScore(scores []float32, good []bool) float64 {

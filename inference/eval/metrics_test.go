@@ -8,34 +8,6 @@ import (
 	"testing"
 )
 
-func TestDecide(t *testing.T) {
-	labels := []string{"blowhole", "crack", "free"}
-	good := []bool{false, false, true}
-	// Thresholds and scores exactly representable in float32, so "at the
-	// threshold" is exact.
-	th := Thresholds{Pass: 0.875, Reject: 0.75, PerClass: map[string]float64{"crack": 0.625}}
-	for _, c := range []struct {
-		name   string
-		scores []float32
-		th     Thresholds
-		want   Verdict
-	}{
-		{"confident good", []float32{0.02, 0.03, 0.95}, th, Pass},
-		{"exactly at pass", []float32{0.0625, 0.0625, 0.875}, th, Pass},
-		{"confident defect", []float32{0.5, 0.4, 0.1}, th, Reject},
-		{"exactly at reject", []float32{0.5, 0.25, 0.25}, th, Reject},
-		{"unsure", []float32{0.15, 0.15, 0.7}, th, Defer},
-		{"per-class reject below the total", []float32{0.05, 0.65, 0.3}, th, Reject},
-		{"per-class threshold not reached", []float32{0.1, 0.55, 0.35}, th, Defer},
-		{"just below pass", []float32{0.07, 0.07, 0.86}, th, Defer},
-		{"zero thresholds never fire", []float32{0, 0, 1}, Thresholds{}, Defer},
-	} {
-		if got := Decide(c.scores, good, labels, c.th); got != c.want {
-			t.Errorf("%s: Decide(%v) = %v, want %v", c.name, c.scores, got, c.want)
-		}
-	}
-}
-
 func TestGoodScoreSumsGoodLabels(t *testing.T) {
 	if g := GoodScore([]float32{0.25, 0.5, 0.25}, []bool{true, false, true}); g != 0.5 {
 		t.Fatalf("GoodScore = %v, want 0.5", g)

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/linesight/linesight/agent/policy"
 	"github.com/linesight/linesight/inference"
 	"github.com/linesight/linesight/inference/eval"
 )
@@ -286,5 +287,37 @@ func copyFile(t *testing.T, src, dst string) {
 	}
 	if err := os.WriteFile(dst, b, 0o644); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestPolicyDecider checks that eval decides each part with agent/policy's
+// rule at the partial level: pass, then the total reject threshold, then a
+// defect class over its own threshold, else defer.
+func TestPolicyDecider(t *testing.T) {
+	m := &inference.Manifest{Labels: []string{"blowhole", "crack", "free"}, GoodLabels: []string{"free"}}
+	// Thresholds and scores exactly representable in float32, so "at the
+	// threshold" is exact.
+	pc := policy.Config{Level: policy.Partial, FailSafe: policy.Defer, PassThreshold: 0.875, RejectThreshold: 0.75,
+		ClassReject: map[string]float64{"crack": 0.625}}
+	zero := policy.Config{Level: policy.Partial, FailSafe: policy.Defer}
+	for _, c := range []struct {
+		name   string
+		scores []float32
+		pc     policy.Config
+		want   eval.Verdict
+	}{
+		{"confident good", []float32{0.02, 0.03, 0.95}, pc, eval.Pass},
+		{"exactly at pass", []float32{0.0625, 0.0625, 0.875}, pc, eval.Pass},
+		{"confident defect", []float32{0.5, 0.4, 0.1}, pc, eval.Reject},
+		{"exactly at reject", []float32{0.5, 0.25, 0.25}, pc, eval.Reject},
+		{"unsure", []float32{0.15, 0.15, 0.7}, pc, eval.Defer},
+		{"per-class reject below the total", []float32{0.05, 0.65, 0.3}, pc, eval.Reject},
+		{"per-class threshold not reached", []float32{0.1, 0.55, 0.35}, pc, eval.Defer},
+		{"just below pass", []float32{0.07, 0.07, 0.86}, pc, eval.Defer},
+		{"zero thresholds never fire", []float32{0, 0, 1}, zero, eval.Defer},
+	} {
+		if got := policyDecider(m, c.pc)(c.scores); got != c.want {
+			t.Errorf("%s: decide(%v) = %v, want %v", c.name, c.scores, got, c.want)
+		}
 	}
 }
