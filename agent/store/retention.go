@@ -101,27 +101,67 @@ func (s *Store) Retain(ctx context.Context) (RetainResult, error) {
 }
 
 func (s *Store) retainAge(ctx context.Context) (Deleted, error) {
-	var total Deleted
 	cutoffT := s.opts.Now().Add(-s.opts.MaxAge)
 	cutoff := timeKey(cutoffT)
+	// Inspections older than the limit (keys are time-ordered).
+	total, err := s.chunked(ctx, causeAge, func(w *wtx, from []byte) ([]byte, error) {
+		ids, next := scanKeys(w.tx.Bucket(bInspections), from, retainChunk, func(k []byte) (bool, bool) {
+			if bytes.Compare(k, cutoff) >= 0 {
+				return false, true
+			}
+			return !protected(w.tx, string(k)), false
+		})
+		for _, id := range ids {
+			if _, err := s.deleteInspectionTx(w, id, causeAge); err != nil {
+				return nil, err
+			}
+		}
+		return next, nil
+	})
+	if err != nil {
+		return total, err
+	}
+	// Outbox entries (events, telemetry, decisions) older than the limit.
+	got, err := s.chunked(ctx, causeAge, func(w *wtx, from []byte) ([]byte, error) {
+		ob := w.tx.Bucket(bOutbox)
+		seqs, next := scanKeys(ob, from, retainChunk, func(k []byte) (bool, bool) {
+			var e OutboxEntry
+			if json.Unmarshal(ob.Get(k), &e) != nil || e.Kind == KindLabel {
+				return false, false
+			}
+			if !e.Time.Before(cutoffT) {
+				return false, true // commit order is nearly time order
+			}
+			return true, false
+		})
+		for _, k := range seqs {
+			if _, _, err := s.removeOutboxTx(w, []byte(k)); err != nil {
+				return nil, err
+			}
+			w.deleted(causeAge, "outbox")
+		}
+		return next, nil
+	})
+	total.plus(got)
+	return total, err
+}
+
+// chunked runs step in one transaction per chunk of a scan, starting from
+// the first key, until step returns no next key; it adds up what each
+// chunk deleted under cause. Small transactions keep retention from
+// holding the writer for long.
+func (s *Store) chunked(ctx context.Context, cause string, step func(w *wtx, from []byte) (next []byte, err error)) (Deleted, error) {
+	var total Deleted
 	var from []byte
 	for {
 		var got Deleted
 		var next []byte
 		err := s.submit(ctx, func(w *wtx) error {
-			ids, nxt := scanKeys(w.tx.Bucket(bInspections), from, retainChunk, func(k []byte) (bool, bool) {
-				if bytes.Compare(k, cutoff) >= 0 {
-					return false, true
-				}
-				return !protected(w.tx, string(k)), false
-			})
-			for _, id := range ids {
-				if _, err := s.deleteInspectionTx(w, id, causeAge); err != nil {
-					return err
-				}
+			var err error
+			if next, err = step(w, from); err != nil {
+				return err
 			}
-			next = nxt
-			got = deletedFrom(w.delta, causeAge)
+			got = deletedFrom(w.delta, cause)
 			return nil
 		})
 		if err != nil {
@@ -129,47 +169,10 @@ func (s *Store) retainAge(ctx context.Context) (Deleted, error) {
 		}
 		total.plus(got)
 		if next == nil {
-			break
+			return total, nil
 		}
 		from = next
 	}
-	// Outbox entries (events, telemetry, decisions) older than the limit.
-	from = nil
-	for {
-		var got Deleted
-		var next []byte
-		err := s.submit(ctx, func(w *wtx) error {
-			ob := w.tx.Bucket(bOutbox)
-			seqs, nxt := scanKeys(ob, from, retainChunk, func(k []byte) (bool, bool) {
-				var e OutboxEntry
-				if json.Unmarshal(ob.Get(k), &e) != nil || e.Kind == KindLabel {
-					return false, false
-				}
-				if !e.Time.Before(cutoffT) {
-					return false, true // commit order is nearly time order
-				}
-				return true, false
-			})
-			for _, k := range seqs {
-				if _, _, err := s.removeOutboxTx(w, []byte(k)); err != nil {
-					return err
-				}
-				w.deleted(causeAge, "outbox")
-			}
-			next = nxt
-			got = deletedFrom(w.delta, causeAge)
-			return nil
-		})
-		if err != nil {
-			return total, err
-		}
-		total.plus(got)
-		if next == nil {
-			break
-		}
-		from = next
-	}
-	return total, nil
 }
 
 // scanKeys walks b from `from` (inclusive; nil: first) and collects up to
