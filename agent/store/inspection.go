@@ -56,6 +56,23 @@ type Inspection struct {
 	Image       string `json:"image,omitempty"`
 	ImageBytes  int64  `json:"image_bytes,omitempty"`
 	ImagePurged bool   `json:"image_purged,omitempty"`
+
+	// Heatmap is where the model looked (its class-activation or anomaly
+	// map), resampled by the pipeline to cover the stored image exactly.
+	Heatmap *Heatmap `json:"heatmap,omitempty"`
+	// Width and Height of the stored image in pixels.
+	Width  int `json:"width,omitempty"`
+	Height int `json:"height,omitempty"`
+}
+
+// Heatmap is a coarse W x H grid over the stored image, row-major, each cell
+// quantised to 0..255 (0 the map's minimum, 255 its maximum). It is small
+// (a 192 px model gives 12 x 12 cells), so it lives in the record: the review
+// UI scales it up and draws it as an overlay.
+type Heatmap struct {
+	W int    `json:"w"`
+	H int    `json:"h"`
+	V []byte `json:"v"` // base64 in JSON
 }
 
 // FromDecision copies a policy decision's fields into the record.
