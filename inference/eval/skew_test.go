@@ -123,9 +123,15 @@ func writeImg(t *testing.T, path string, img image.Image) {
 func TestTrainingServingSkew(t *testing.T) {
 	needPython(t, "cv2", "numpy")
 	paths := skewImages(t)
-	for _, size := range []int{128, 192} {
+	for _, c := range []struct {
+		size   int
+		resize string
+		pad    int
+	}{{128, inference.ResizeStretch, 0}, {192, inference.ResizeStretch, 0}, {192, inference.ResizeLetterbox, 0}, {160, inference.ResizeLetterbox, 114}} {
+		size := c.size
 		out := filepath.Join(t.TempDir(), "py.f32")
-		args := append([]string{filepath.Join(repoRoot, "scripts", "train", "preprocess_dump.py"), "--size", strconv.Itoa(size), "--out", out}, paths...)
+		args := append([]string{filepath.Join(repoRoot, "scripts", "train", "preprocess_dump.py"), "--size", strconv.Itoa(size),
+			"--resize", c.resize, "--pad", strconv.Itoa(c.pad), "--out", out}, paths...)
 		if b, err := exec.Command(python, args...).CombinedOutput(); err != nil {
 			t.Fatalf("preprocess_dump: %v: %s", err, b)
 		}
@@ -138,7 +144,7 @@ func TestTrainingServingSkew(t *testing.T) {
 			t.Fatalf("python wrote %d bytes, want %d", len(raw), 4*n*len(paths))
 		}
 		spec := inference.NewPreprocess(inference.Input{Name: "input", Shape: []int64{-1, 1, int64(size), int64(size)},
-			Layout: inference.LayoutNCHW, Channels: inference.ChannelsGray, Resize: inference.ResizeStretch,
+			Layout: inference.LayoutNCHW, Channels: inference.ChannelsGray, Resize: c.resize, PadValue: float64(c.pad),
 			Interpolation: inference.InterpLinear, Scale: 1 / 255.0})
 		pp := inference.NewPreprocessor(spec)
 		dst := make([]float32, spec.Size())
@@ -160,12 +166,12 @@ func TestTrainingServingSkew(t *testing.T) {
 				sum += d
 			}
 			mean := sum / float64(n)
-			t.Logf("%dpx %s: max |go-python| %.3g, mean %.3g", size, filepath.Base(p), maxd, mean)
+			t.Logf("%dpx %s %s: max |go-python| %.3g, mean %.3g", size, c.resize, filepath.Base(p), maxd, mean)
 			// Both sides are OpenCV 4.6 with the same flags: at most one gray
 			// level apart anywhere (JPEG decoders of different builds), and
 			// on average far less.
 			if maxd > 1.0/255+1e-6 || mean > 1e-3 {
-				t.Errorf("%dpx %s: training-serving skew: max %.4g (bound %.4g), mean %.4g (bound 1e-3)", size, p, maxd, 1.0/255, mean)
+				t.Errorf("%dpx %s %s: training-serving skew: max %.4g (bound %.4g), mean %.4g (bound 1e-3)", size, c.resize, p, maxd, 1.0/255, mean)
 			}
 		}
 		pp.Close()

@@ -7,11 +7,14 @@ datasets.
 
 The preprocessing here is the one the Go engine runs (inference/preprocess.go
 with the manifest's input spec): decode as 8-bit BGR (cv2.IMREAD_COLOR, as
-gocv.IMRead with IMReadColor), cv2.cvtColor BGR2GRAY, cv2.resize to W x H
-with INTER_LINEAR (stretch), then x * scale. Per-image standardisation is
+gocv.IMRead with IMReadColor), cv2.cvtColor BGR2GRAY, cv2.resize with
+INTER_LINEAR, either to W x H (stretch) or, keeping the aspect ratio, to fit
+inside W x H and padded with pad_value (letterbox, the placement of
+inference.Preprocess.Geometry), then x * scale. Per-image standardisation is
 inside the ONNX graph, so Go and Python cannot disagree about it.
 """
 import hashlib
+import math
 import os
 
 import cv2
@@ -63,24 +66,66 @@ def read_gray(path):
     return cv2.cvtColor(img, cv2.COLOR_BGR2GRAY)
 
 
-def resize(gray, size):
-    """Stretch to size x size with INTER_LINEAR, as the Go Preprocessor does."""
+def _round(x):
+    """Go's math.Round (half away from zero), not Python's banker's round."""
+    return int(math.floor(x + 0.5)) if x >= 0 else -int(math.floor(-x + 0.5))
+
+
+def geometry(w, h, size, mode):
+    """(resized_w, resized_h, off_x, off_y) of a w x h image in a size x size
+    input: inference.Preprocess.Geometry for stretch and letterbox."""
+    if mode == "stretch":
+        return size, size, 0, 0
+    if mode != "letterbox":
+        raise ValueError("resize mode %r (want stretch or letterbox)" % mode)
+    r = min(size / float(w), size / float(h))
+    rw, rh = max(1, _round(w * r)), max(1, _round(h * r))
+    return rw, rh, _round((size - rw) / 2.0 - 0.1), _round((size - rh) / 2.0 - 0.1)
+
+
+def resize(gray, size, mode="stretch", pad=0, interpolation=cv2.INTER_LINEAR):
+    """To size x size as the Go Preprocessor does: stretch, or letterbox
+    (aspect kept, centred, the rest pad), INTER_LINEAR."""
     h, w = gray.shape
-    if (w, h) == (size, size):
-        return gray
-    return cv2.resize(gray, (size, size), interpolation=cv2.INTER_LINEAR)
+    rw, rh, ox, oy = geometry(w, h, size, mode)
+    img = gray if (w, h) == (rw, rh) else cv2.resize(gray, (rw, rh), interpolation=interpolation)
+    if mode == "stretch":
+        return img
+    out = np.full((size, size), pad, np.uint8)
+    out[oy:oy + rh, ox:ox + rw] = img
+    return out
 
 
-def preprocess(path, size, scale=1 / 255.0):
+def content(shape, size, mode):
+    """uint8 [size, size]: 1 where the image lies in the model input, 0 on letterbox padding."""
+    h, w = shape
+    rw, rh, ox, oy = geometry(w, h, size, mode)
+    out = np.zeros((size, size), np.uint8)
+    out[oy:oy + rh, ox:ox + rw] = 1
+    return out
+
+
+def mask_path(path):
+    stem, _ = os.path.splitext(path)
+    for ext in (".png", ".jpg", ".bmp"):
+        if os.path.exists(stem + "_mask" + ext):
+            return stem + "_mask" + ext
+    return None
+
+
+def preprocess(path, size, scale=1 / 255.0, mode="stretch", pad=0):
     """The model input for one file, [1, size, size] float32, without the in-graph standardisation."""
     g = read_gray(path)
     if g is None:
         raise DatasetError("cannot decode %s" % path)
-    return (resize(g, size).astype(np.float32) * np.float32(scale))[None]
+    return (resize(g, size, mode, pad).astype(np.float32) * np.float32(scale))[None]
 
 
-def load(root, files, size, progress=None):
-    """Read every file; returns (uint8 array [N, size, size], stats list).
+def load(root, files, size, progress=None, mode="stretch", pad=0, masks=False):
+    """Read every file; returns (uint8 array [N, size, size], stats list), and
+    with masks=True also (masks uint8 [N, size, size] in {0, 1}: the defect
+    mask NAME_mask.* resized like the image, all 0 where there is none;
+    content uint8 [N, size, size]: 1 on the image, 0 on letterbox padding).
 
     stats holds (brightness, contrast, sharpness) of each full image, the
     reference statistics of inference.MeasureInput: mean and standard
@@ -90,19 +135,29 @@ def load(root, files, size, progress=None):
     training starts.
     """
     out = np.zeros((len(files), size, size), np.uint8)
+    mk = np.zeros((len(files), size, size), np.uint8) if masks else None
+    ct = np.zeros((len(files), size, size), np.uint8) if masks else None
     stats, bad = [], []
     for i, (rel, _) in enumerate(files):
         g = read_gray(os.path.join(root, rel))
         if g is None or g.size == 0:
             bad.append(rel)
             continue
-        out[i] = resize(g, size)
+        out[i] = resize(g, size, mode, pad)
         stats.append(measure(g))
+        if masks:
+            ct[i] = content(g.shape, size, mode)
+            mp = mask_path(os.path.join(root, rel))
+            m = cv2.imread(mp, cv2.IMREAD_GRAYSCALE) if mp else None
+            if m is not None and m.shape == g.shape:
+                mk[i] = resize((m > 127).astype(np.uint8) * 255, size, mode, 0) > 127
         if progress and (i + 1) % 200 == 0:
             progress(i + 1, len(files))
     if bad:
         more = "" if len(bad) <= 10 else " and %d more" % (len(bad) - 10)
         raise DatasetError("dataset %s: %d unreadable image(s): %s%s" % (root, len(bad), ", ".join(bad[:10]), more))
+    if masks:
+        return out, stats, mk, ct
     return out, stats
 
 

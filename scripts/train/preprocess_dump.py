@@ -2,7 +2,7 @@
 """Write the training preprocessing of some images as raw float32, for the
 training-serving skew test (inference/eval/skew_test.go).
 
-    /usr/bin/python3 scripts/train/preprocess_dump.py --size S --out FILE IMAGE...
+    /usr/bin/python3 scripts/train/preprocess_dump.py --size S [--resize letterbox --pad P] --out FILE IMAGE...
 
 FILE gets, for each image in order, S*S little-endian float32 values: exactly
 what train.py feeds the serving graph (lsdata.preprocess), before the
@@ -22,12 +22,14 @@ def main():
     p = argparse.ArgumentParser()
     p.add_argument("--size", type=int, required=True)
     p.add_argument("--out", required=True)
+    p.add_argument("--resize", choices=["stretch", "letterbox"], default="stretch")
+    p.add_argument("--pad", type=int, default=0, help="letterbox padding (pixel value)")
     p.add_argument("images", nargs="+")
     a = p.parse_args()
     with open(a.out, "wb") as f:
         for path in a.images:
             try:
-                x = lsdata.preprocess(path, a.size)
+                x = lsdata.preprocess(path, a.size, mode=a.resize, pad=a.pad)
             except lsdata.DatasetError as e:
                 print("preprocess_dump: %s" % e, file=sys.stderr)
                 return 2
