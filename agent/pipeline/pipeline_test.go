@@ -3,11 +3,11 @@ package pipeline
 import (
 	"bufio"
 	"bytes"
+	"context"
+	"encoding/json"
 	"fmt"
 	"image"
 	"image/jpeg"
-	"context"
-	"encoding/json"
 	"os"
 	"path/filepath"
 	"strings"
