@@ -31,8 +31,10 @@ type Message struct {
 	Deadline time.Time `json:"deadline,omitzero"`
 }
 
-// Marshal is the message's JSON encoding.
+// Marshal is the message's JSON encoding, with V set. It does not modify m:
+// one message is shared by every output's goroutine.
 func (m *Message) Marshal() ([]byte, error) {
-	m.V = Version
-	return json.Marshal(m)
+	c := *m
+	c.V = Version
+	return json.Marshal(&c)
 }
