@@ -71,6 +71,7 @@ func serveCmd(ctx context.Context, stdio cli.Stdio, args []string) error {
 	path := fs.String("c", "", "configuration file (default: built-in single-node defaults)")
 	listen := fs.String("listen", "", "override listen (host:port; port 0 picks a free one)")
 	brokerListen := fs.String("broker-listen", "", "override mqtt.embedded.listen")
+	dataset := fs.String("dataset", "", "override dataset_dir")
 	if err := cli.ParseFlags(fs, args); err != nil {
 		return err
 	}
@@ -83,6 +84,9 @@ func serveCmd(ctx context.Context, stdio cli.Stdio, args []string) error {
 	}
 	if *listen != "" {
 		cfg.Listen = *listen
+	}
+	if *dataset != "" {
+		cfg.DatasetDir = *dataset
 	}
 	if *brokerListen != "" {
 		cfg.MQTT.Embedded.Listen = *brokerListen
@@ -103,16 +107,26 @@ func serveCmd(ctx context.Context, stdio cli.Stdio, args []string) error {
 		defer b.Close()
 		brokerURL = b.URL()
 	}
+	col, err := fleet.OpenCollector(ctx, fleet.CollectorOptions{
+		Broker: brokerURL, ClientID: cfg.MQTT.ClientID, Username: cfg.MQTT.Username, Password: cfg.MQTT.Password,
+		CA: cfg.MQTT.TLS.CA, Cert: cfg.MQTT.TLS.Cert, Key: cfg.MQTT.TLS.Key, SharedGroup: cfg.SharedGroup,
+		DatasetDir: cfg.DatasetDir, RetrainAfter: cfg.Retrain.AfterLabels, RetrainCommand: cfg.Retrain.Command, Logger: log,
+	})
+	if err != nil {
+		return err
+	}
+	defer col.Close()
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w (set listen to a free host:port)", cfg.Listen, err)
 	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { fmt.Fprintln(w, "ok") })
+	mux.Handle("/", col.Handler())
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	done := make(chan error, 1)
 	go func() { done <- srv.Serve(ln) }()
-	fmt.Fprintf(stdio.Out, "linesight-fleet is running.\n  status:      http://%s/healthz\n  MQTT broker: %s\nPress Ctrl-C to stop.\n", ln.Addr(), brokerURL)
+	fmt.Fprintf(stdio.Out, "linesight-fleet is running.\n  status:      http://%s/\n  MQTT broker: %s\n  dataset:     %s\nPress Ctrl-C to stop.\n", ln.Addr(), brokerURL, cfg.DatasetDir)
 	select {
 	case <-ctx.Done():
 	case err := <-done:

@@ -35,7 +35,7 @@ func TestServeStartsAndStops(t *testing.T) {
 	}
 	done := make(chan res, 1)
 	go func() {
-		c, o, e := run(t, ctx, "serve", "-listen", "127.0.0.1:0", "-broker-listen", "127.0.0.1:0")
+		c, o, e := run(t, ctx, "serve", "-listen", "127.0.0.1:0", "-broker-listen", "127.0.0.1:0", "-dataset", t.TempDir())
 		done <- res{c, o, e}
 	}()
 	time.Sleep(300 * time.Millisecond)

@@ -1,0 +1,285 @@
+package fleet
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/linesight/linesight/sync/wire"
+)
+
+// ManifestName is the provenance file in the dataset directory.
+const ManifestName = "manifest.jsonl"
+
+// Record is one line of manifest.jsonl: where a labelled sample came from.
+type Record struct {
+	ID         string        `json:"id"` // the sample's message ID ("label-<label ID>")
+	LabelID    string        `json:"label_id"`
+	ItemID     string        `json:"item_id"`
+	Class      string        `json:"class"`
+	File       string        `json:"file,omitempty"` // CLASS/<item ID>.jpg, relative to the dataset; empty: no image, or stale
+	SHA256     string        `json:"sha256,omitempty"`
+	Site       string        `json:"site"`
+	Device     string        `json:"device"`
+	Camera     string        `json:"camera"`
+	Time       time.Time     `json:"time"` // when the part was inspected
+	LabelledAt time.Time     `json:"labelled_at"`
+	By         string        `json:"by"` // inspector
+	Revision   int           `json:"revision"`
+	Supersedes string        `json:"supersedes,omitempty"`
+	Model      wire.ModelRef `json:"model"`
+	Suggested  string        `json:"suggested,omitempty"` // the model's top class
+	Verdict    string        `json:"model_verdict,omitempty"`
+	// Stale: a newer revision of this item's label was already written, so
+	// this one only has its line.
+	Stale    bool      `json:"stale,omitempty"`
+	Received time.Time `json:"received"`
+}
+
+// Incoming is a decoded sample with where it came from.
+type Incoming struct {
+	ID           string
+	Site, Device string
+	Sample       wire.Sample
+}
+
+// Dataset is the training folder: dataset_dir/<CLASS>/<item ID>.jpg plus
+// manifest.jsonl. Several collectors (processes) may share one directory:
+// writes hold an exclusive flock on the manifest and first read the lines
+// the others appended, so each sample is written exactly once.
+type Dataset struct {
+	dir string
+	mu  sync.Mutex
+	f   *os.File
+	off int64
+	// seen: message IDs in the manifest; items: the current revision per item.
+	seen  map[string]bool
+	items map[string]Record
+}
+
+// OpenDataset opens (creating) a dataset directory and reads its manifest.
+func OpenDataset(dir string) (*Dataset, error) {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, fmt.Errorf("dataset: %w", err)
+	}
+	f, err := os.OpenFile(filepath.Join(dir, ManifestName), os.O_RDWR|os.O_CREATE|os.O_APPEND, 0o644)
+	if err != nil {
+		return nil, fmt.Errorf("dataset manifest: %w", err)
+	}
+	d := &Dataset{dir: dir, f: f, seen: map[string]bool{}, items: map[string]Record{}}
+	if err := d.locked(func() error { return nil }); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return d, nil
+}
+
+// Close closes the manifest.
+func (d *Dataset) Close() error { return d.f.Close() }
+
+// Dir is the dataset directory.
+func (d *Dataset) Dir() string { return d.dir }
+
+// Len is the number of distinct samples (message IDs) in the manifest.
+func (d *Dataset) Len() int {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return len(d.seen)
+}
+
+// Classes counts the current label of every item by class.
+func (d *Dataset) Classes() map[string]int {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	m := map[string]int{}
+	for _, r := range d.items {
+		m[r.Class]++
+	}
+	return m
+}
+
+// locked runs fn holding the process mutex and the manifest's flock, after
+// reading what other processes appended.
+func (d *Dataset) locked(fn func() error) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if err := syscall.Flock(int(d.f.Fd()), syscall.LOCK_EX); err != nil {
+		return fmt.Errorf("dataset lock: %w", err)
+	}
+	defer syscall.Flock(int(d.f.Fd()), syscall.LOCK_UN)
+	if err := d.catchUp(); err != nil {
+		return err
+	}
+	return fn()
+}
+
+// catchUp reads manifest lines after d.off. A torn last line (a crash in
+// the middle of an append) is cut off.
+func (d *Dataset) catchUp() error {
+	st, err := d.f.Stat()
+	if err != nil {
+		return fmt.Errorf("dataset manifest: %w", err)
+	}
+	if st.Size() <= d.off {
+		return nil
+	}
+	data := make([]byte, st.Size()-d.off)
+	if _, err := d.f.ReadAt(data, d.off); err != nil && !errors.Is(err, io.EOF) {
+		return fmt.Errorf("read manifest: %w", err)
+	}
+	end := bytes.LastIndexByte(data, '\n') + 1
+	if end < len(data) {
+		if err := d.f.Truncate(d.off + int64(end)); err != nil {
+			return fmt.Errorf("cut torn manifest line: %w", err)
+		}
+	}
+	sc := bufio.NewScanner(bytes.NewReader(data[:end]))
+	sc.Buffer(nil, 1<<20)
+	for sc.Scan() {
+		var r Record
+		if err := json.Unmarshal(sc.Bytes(), &r); err != nil {
+			continue // a line this version does not understand is kept, not used
+		}
+		d.note(r)
+	}
+	d.off += int64(end)
+	return nil
+}
+
+func (d *Dataset) note(r Record) {
+	d.seen[r.ID] = true
+	if cur, ok := d.items[r.ItemID]; !ok || r.Revision > cur.Revision {
+		d.items[r.ItemID] = r
+	}
+}
+
+// Write stores a batch of samples: each image (temp file, fsync, rename,
+// directory fsync), then their manifest lines in one append and fsync.
+// Samples already in the manifest are skipped. It returns how many were
+// new. On error nothing is acknowledged and redelivery writes the same bytes.
+func (d *Dataset) Write(batch []Incoming, now time.Time) (int, error) {
+	var added int
+	err := d.locked(func() error {
+		var lines bytes.Buffer
+		dirs := map[string]bool{}
+		var remove []string
+		var recs []Record
+		for _, in := range batch {
+			s := in.Sample
+			if d.seen[in.ID] {
+				continue
+			}
+			r := Record{
+				ID: in.ID, LabelID: s.LabelID, ItemID: s.ItemID, Class: s.Class, Site: in.Site, Device: in.Device,
+				Camera: s.Camera, Time: s.Inspection.Time, LabelledAt: s.At, By: s.By, Revision: s.Revision,
+				Supersedes: s.Supersedes, Model: s.Model, Suggested: s.Suggested, Verdict: s.ModelVerdict, Received: now.UTC(),
+			}
+			cur, had := d.items[s.ItemID]
+			switch {
+			case had && cur.Revision > s.Revision:
+				r.Stale = true
+			case s.Image != nil:
+				r.File = filepath.ToSlash(filepath.Join(s.Class, s.ItemID+".jpg"))
+				r.SHA256 = s.Image.SHA256
+				if err := writeFile(filepath.Join(d.dir, r.File), s.Image.Data); err != nil {
+					return err
+				}
+				dirs[filepath.Join(d.dir, s.Class)] = true
+				if had && cur.File != "" && cur.File != r.File {
+					remove = append(remove, cur.File)
+				}
+			}
+			b, err := json.Marshal(r)
+			if err != nil {
+				return fmt.Errorf("manifest line: %w", err)
+			}
+			lines.Write(b)
+			lines.WriteByte('\n')
+			d.seen[r.ID] = true // within the batch too (a duplicate in one batch)
+			if !r.Stale {
+				d.items[r.ItemID] = r
+			}
+			recs = append(recs, r)
+		}
+		if len(recs) == 0 {
+			return nil
+		}
+		for dir := range dirs {
+			if err := syncDir(dir); err != nil {
+				return err
+			}
+		}
+		if _, err := d.f.Write(lines.Bytes()); err != nil {
+			d.forget()
+			return fmt.Errorf("append manifest: %w", err)
+		}
+		if err := d.f.Sync(); err != nil {
+			d.forget()
+			return fmt.Errorf("sync manifest: %w", err)
+		}
+		d.off += int64(lines.Len())
+		// A correction moved the item to another class: drop the old file.
+		for _, f := range remove {
+			if err := os.Remove(filepath.Join(d.dir, f)); err != nil && !errors.Is(err, os.ErrNotExist) {
+				return fmt.Errorf("remove superseded %s: %w", f, err)
+			}
+		}
+		added = len(recs)
+		return nil
+	})
+	return added, err
+}
+
+// forget drops the in-memory index after a failed append; the next lock
+// re-reads the manifest from the start, so redelivery writes them again.
+func (d *Dataset) forget() {
+	d.seen, d.items, d.off = map[string]bool{}, map[string]Record{}, 0
+}
+
+// writeFile writes data to path atomically and durably (the directory is
+// synced by the caller).
+func writeFile(path string, data []byte) error {
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return fmt.Errorf("dataset: %w", err)
+	}
+	tmp, err := os.CreateTemp(filepath.Dir(path), ".tmp-*")
+	if err != nil {
+		return fmt.Errorf("dataset: %w", err)
+	}
+	defer os.Remove(tmp.Name())
+	if _, err := tmp.Write(data); err != nil {
+		tmp.Close()
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	if err := tmp.Sync(); err != nil {
+		tmp.Close()
+		return fmt.Errorf("sync %s: %w", path, err)
+	}
+	if err := tmp.Close(); err != nil {
+		return fmt.Errorf("close %s: %w", path, err)
+	}
+	if err := os.Rename(tmp.Name(), path); err != nil {
+		return fmt.Errorf("dataset: %w", err)
+	}
+	return nil
+}
+
+func syncDir(dir string) error {
+	f, err := os.Open(dir)
+	if err != nil {
+		return fmt.Errorf("dataset: %w", err)
+	}
+	defer f.Close()
+	if err := f.Sync(); err != nil {
+		return fmt.Errorf("sync %s: %w", dir, err)
+	}
+	return nil
+}

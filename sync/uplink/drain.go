@@ -1,0 +1,275 @@
+package uplink
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/linesight/linesight/agent/store"
+	"github.com/linesight/linesight/sync/wire"
+)
+
+// drain is the outbox loop: take acks, resend what timed out, publish the
+// next pending entries within the window and the rate limit.
+func (u *Uplink) drain() {
+	var (
+		after    uint64
+		inflight = map[string]time.Time{}
+		lim      = newLimiter(u.o.DrainRate)
+		poll     = time.NewTicker(u.o.PollEvery)
+	)
+	defer poll.Stop()
+	restart := func(why string) {
+		if len(inflight) > 0 || after > 0 {
+			u.resent.Add(1)
+			u.log.Debug("outbox: sending again from the oldest pending entry", "why", why, "in_flight", len(inflight))
+		}
+		after = 0
+		clear(inflight)
+	}
+	for {
+		select {
+		case <-u.ctx.Done():
+			return
+		case <-u.wake:
+		case <-poll.C:
+		}
+		// Acknowledgements first: they shrink the window.
+		if acks := u.acks.takeAll(); len(acks) > 0 {
+			var ids []string
+			for _, a := range acks {
+				ids = append(ids, a.IDs...)
+				for _, r := range a.Rejected {
+					u.log.Error("collector refused an outbox entry for good; dropping it", "id", r.ID, "err", r.Error)
+					u.rejected.Add(1)
+					ids = append(ids, r.ID)
+				}
+			}
+			n, err := u.o.Outbox.Ack(u.ctx, ids...)
+			if err != nil {
+				if u.ctx.Err() == nil {
+					u.log.Error("outbox ack", "err", err)
+				}
+				continue // the ids will be acked again on redelivery
+			}
+			u.acked.Add(uint64(n))
+			for _, id := range ids {
+				delete(inflight, id)
+			}
+		}
+		if u.reconnected.Swap(false) {
+			restart("reconnected")
+		}
+		now := time.Now()
+		for _, at := range inflight {
+			if now.Sub(at) > u.o.AckTimeout {
+				restart("ack timeout")
+				break
+			}
+		}
+		u.inflight.Store(int64(len(inflight)))
+		if !u.cli.IsConnectionOpen() {
+			continue
+		}
+		for len(inflight) < u.o.Window && u.ctx.Err() == nil {
+			entries, err := u.o.Outbox.Pending(after, min(u.o.Window-len(inflight), 64))
+			if err != nil {
+				u.log.Error("outbox read", "err", err)
+				break
+			}
+			if len(entries) == 0 {
+				break
+			}
+			for _, e := range entries {
+				after = e.Seq
+				if _, ok := inflight[e.ID]; ok {
+					continue
+				}
+				topic, payload, err := u.message(e)
+				if err != nil {
+					u.log.Warn("outbox entry cannot be sent yet", "id", e.ID, "err", err)
+					continue
+				}
+				if err := lim.wait(u.ctx); err != nil {
+					return
+				}
+				u.cli.Publish(topic, 1, false, payload) // completion is the collector's ack, not PUBACK
+				u.sent.Add(1)
+				inflight[e.ID] = time.Now()
+			}
+			u.inflight.Store(int64(len(inflight)))
+			if len(u.wake) > 0 || !u.cli.IsConnectionOpen() {
+				break // acks or a reconnect are waiting
+			}
+		}
+	}
+}
+
+// message builds the wire message of an outbox entry.
+func (u *Uplink) message(e store.OutboxEntry) (string, []byte, error) {
+	env := wire.Envelope{ID: e.ID, Device: u.o.Device, Time: e.Time.UTC(), Ack: true}
+	switch e.Kind {
+	case store.KindLabel:
+		s, err := u.sample(e)
+		if err != nil {
+			return "", nil, err
+		}
+		env.Type = wire.TypeSample
+		b, err := wire.Encode(env, s)
+		return u.Topic(wire.KindSamples), b, err
+	case store.KindDecision:
+		var d wire.Decision
+		if err := json.Unmarshal(e.Payload, &d); err != nil {
+			return "", nil, fmt.Errorf("decision payload: %w", err)
+		}
+		if !wire.ValidID(d.Camera) {
+			return "", nil, fmt.Errorf("decision camera %q", d.Camera)
+		}
+		env.Type = wire.TypeDecision
+		b, err := wire.Encode(env, d)
+		return u.DecisionTopic(d.Camera), b, err
+	case store.KindEvent:
+		env.Type = wire.TypeEvent
+		b, err := wire.Encode(env, e.Payload)
+		return u.Topic(wire.KindEvents), b, err
+	case store.KindTelemetry:
+		env.Type = wire.TypeTelemetry
+		b, err := wire.Encode(env, e.Payload)
+		return u.Topic(wire.KindTelemetry), b, err
+	}
+	return "", nil, fmt.Errorf("unknown outbox kind %q", e.Kind)
+}
+
+// sample joins a label with its inspection record and JPEG.
+func (u *Uplink) sample(e store.OutboxEntry) (*wire.Sample, error) {
+	var l store.Label
+	if err := json.Unmarshal(e.Payload, &l); err != nil {
+		return nil, fmt.Errorf("label payload: %w", err)
+	}
+	ref := e.Ref
+	if ref == "" {
+		ref = l.ItemID
+	}
+	in, err := u.o.Outbox.Get(ref)
+	if err != nil {
+		return nil, fmt.Errorf("labelled inspection %s: %w", ref, err)
+	}
+	raw, err := json.Marshal(in)
+	if err != nil {
+		return nil, fmt.Errorf("inspection %s: %w", ref, err)
+	}
+	s := &wire.Sample{
+		LabelID: l.ID, ItemID: l.ItemID, Camera: l.Camera, Class: l.Class, By: l.By, At: l.At.UTC(),
+		Revision: l.Revision, Supersedes: l.Supersedes, Note: l.Note, Suggested: l.Suggested,
+		ModelVerdict: string(l.ModelVerdict), Model: wire.ModelRef{Name: l.Model.Name, Version: l.Model.Version},
+	}
+	if err := json.Unmarshal(raw, &s.Inspection); err != nil {
+		return nil, fmt.Errorf("inspection %s: %w", ref, err)
+	}
+	jpeg, err := u.o.Outbox.Image(ref)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		u.log.Warn("labelled inspection has no image; sending the label without it", "id", ref)
+	case err != nil:
+		return nil, fmt.Errorf("image of %s: %w", ref, err)
+	default:
+		s.Image = wire.NewImage(jpeg)
+	}
+	return s, nil
+}
+
+// limiter is a token bucket: rate per second, a burst of a tenth of a second.
+type limiter struct {
+	rate   float64
+	burst  float64
+	tokens float64
+	last   time.Time
+}
+
+func newLimiter(rate float64) *limiter {
+	b := max(rate/10, 1)
+	return &limiter{rate: rate, burst: b, tokens: b, last: time.Now()}
+}
+
+func (l *limiter) wait(ctx context.Context) error {
+	for {
+		now := time.Now()
+		l.tokens = min(l.burst, l.tokens+now.Sub(l.last).Seconds()*l.rate)
+		l.last = now
+		if l.tokens >= 1 {
+			l.tokens--
+			return nil
+		}
+		d := time.Duration((1 - l.tokens) / l.rate * float64(time.Second))
+		t := time.NewTimer(d)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return ctx.Err()
+		case <-t.C:
+		}
+	}
+}
+
+// queue is an unbounded FIFO: push never blocks (paho's callbacks use it).
+type queue[T any] struct {
+	mu     sync.Mutex
+	items  []T
+	ready  chan struct{}
+	closed bool
+}
+
+func newQueue[T any]() *queue[T] { return &queue[T]{ready: make(chan struct{}, 1)} }
+
+func (q *queue[T]) push(v T) {
+	q.mu.Lock()
+	q.items = append(q.items, v)
+	q.mu.Unlock()
+	select {
+	case q.ready <- struct{}{}:
+	default:
+	}
+}
+
+// pop waits for an item; false once closed.
+func (q *queue[T]) pop() (T, bool) {
+	for {
+		q.mu.Lock()
+		if q.closed {
+			q.mu.Unlock()
+			var zero T
+			return zero, false
+		}
+		if len(q.items) > 0 {
+			v := q.items[0]
+			var zero T
+			q.items[0] = zero
+			q.items = q.items[1:]
+			q.mu.Unlock()
+			return v, true
+		}
+		q.mu.Unlock()
+		<-q.ready
+	}
+}
+
+func (q *queue[T]) takeAll() []T {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	v := q.items
+	q.items = nil
+	return v
+}
+
+func (q *queue[T]) close() {
+	q.mu.Lock()
+	q.closed = true
+	q.mu.Unlock()
+	select {
+	case q.ready <- struct{}{}:
+	default:
+	}
+}
