@@ -26,6 +26,7 @@ type Config struct {
 	Cameras []Camera       `yaml:"cameras"`
 	Model   Model          `yaml:"model"`
 	Policy  Policy         `yaml:"policy"`
+	Monitor Monitor        `yaml:"monitor"`
 	Store   Store          `yaml:"store"`
 	Review  Review         `yaml:"review"`
 	Outputs Outputs        `yaml:"outputs"`
@@ -44,6 +45,8 @@ type Camera struct {
 	camera.Spec `yaml:",inline"`
 	// Automation is the degree of automation: human, shadow, assist, partial or full.
 	Automation string `yaml:"automation"`
+	// Workers run inference and the policy for this camera (default 1).
+	Workers int `yaml:"workers,omitempty"`
 }
 
 // Model says which model runs and on what.
@@ -52,6 +55,21 @@ type Model struct {
 	// empty means the built-in default model.
 	Path         string `yaml:"path,omitempty"`
 	onnx.Options `yaml:",inline"`
+	// Timeout bounds one inference; a part that takes longer gets the
+	// fail-safe verdict (default 2s).
+	Timeout time.Duration `yaml:"timeout,omitempty"`
+}
+
+// Monitor configures the drift monitor of every camera.
+type Monitor struct {
+	// Window is how many recent parts are compared with the training reference.
+	Window int `yaml:"window"`
+	// PSIRaise raises the drift alarm when a statistic's PSI exceeds it;
+	// PSIClear clears it when every PSI is below.
+	PSIRaise float64 `yaml:"psi_raise"`
+	PSIClear float64 `yaml:"psi_clear"`
+	// MinSamples is how many parts the monitor needs before it judges.
+	MinSamples int `yaml:"min_samples"`
 }
 
 // Policy is the guardrail layer's configuration.
@@ -165,6 +183,7 @@ func Default() *Config {
 			MaxDeferRate: 0.2,
 			AuditSample:  0.01,
 		},
+		Monitor: Monitor{Window: 500, PSIRaise: 0.25, PSIClear: 0.1, MinSamples: 200},
 		Store: Store{
 			MaxAge:    30 * 24 * time.Hour,
 			MaxBytes:  10 << 30,
@@ -315,6 +334,7 @@ func (c *Config) Validate() error {
 		cv := v.Index("cameras", i)
 		c.Cameras[i].Spec.Validate(cv)
 		cv.OneOf("automation", c.Cameras[i].Automation, AutomationLevels...)
+		validate.Range(cv, "workers", c.Cameras[i].Workers, 0, 64)
 		if id := c.Cameras[i].ID; id != "" {
 			if !idPattern.MatchString(id) {
 				cv.Add("id", id, "must be 1-64 letters, digits, '-' or '_'")
@@ -327,6 +347,17 @@ func (c *Config) Validate() error {
 	}
 
 	c.Model.Options.Validate(v.At("model"))
+	if c.Model.Timeout < 0 {
+		v.At("model").Add("timeout", c.Model.Timeout.String(), "must be positive (e.g. 2s) or left out for the default")
+	}
+	mon := v.At("monitor")
+	validate.Range(mon, "window", c.Monitor.Window, 50, 100000)
+	validate.Range(mon, "min_samples", c.Monitor.MinSamples, 20, 100000)
+	validate.Range(mon, "psi_raise", c.Monitor.PSIRaise, 0.01, 10)
+	validate.Range(mon, "psi_clear", c.Monitor.PSIClear, 0.001, 10)
+	if c.Monitor.PSIClear > c.Monitor.PSIRaise {
+		mon.Add("psi_clear", c.Monitor.PSIClear, "must not be above psi_raise (the alarm clears below it)")
+	}
 
 	pol := v.At("policy")
 	pol.OneOf("fail_safe", c.Policy.FailSafe, "reject", "defer")

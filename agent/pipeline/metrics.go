@@ -19,8 +19,6 @@ type metrics struct {
 	level     *prometheus.GaugeVec     // camera, level (1 for the current one)
 	model     *prometheus.GaugeVec     // name, version, provider
 	failures  *prometheus.CounterVec   // camera, kind
-	outputs   *prometheus.CounterVec   // output, result (sent, failed, dropped)
-	camEvents *prometheus.CounterVec   // camera, kind
 	storeErrs *prometheus.CounterVec   // camera
 }
 
@@ -52,10 +50,6 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Help: "1 for the model serving, with its execution provider."}, []string{"name", "version", "provider"}),
 		failures: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "linesight_failures_total",
 			Help: "Parts given the fail-safe verdict, by kind (inference-error, timeout, deadline-missed)."}, []string{"camera", "kind"}),
-		outputs: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "linesight_output_messages_total",
-			Help: "Verdict messages by output and result (sent, failed, dropped)."}, []string{"output", "result"}),
-		camEvents: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "linesight_camera_events_total",
-			Help: "Camera events (down, retry, up, stalled, decode, dropped, late, end, triggered)."}, []string{"camera", "kind"}),
 		storeErrs: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "linesight_store_errors_total",
 			Help: "Inspections the store could not commit."}, []string{"camera"}),
 	}
@@ -63,7 +57,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		return m, nil
 	}
 	for _, c := range []prometheus.Collector{m.frames, m.verdicts, m.stage, m.latency, m.queue, m.deferRate, m.deferAlrm,
-		m.drift, m.driftAlrm, m.level, m.model, m.failures, m.outputs, m.camEvents, m.storeErrs} {
+		m.drift, m.driftAlrm, m.level, m.model, m.failures, m.storeErrs} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}

@@ -143,19 +143,35 @@ func TestDemoStartsAndStops(t *testing.T) {
 		cancel()
 		t.Fatalf("demo printed no UI address:\n%s\n%s", out.String(), errb.String())
 	}
-	resp, err := http.Get(url)
+	resp, err := http.Get(url + "status")
 	if err != nil {
 		t.Fatal(err)
 	}
 	body, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
 	if resp.StatusCode != 200 || !strings.Contains(string(body), "demo-01") || !strings.Contains(string(body), "(built-in)") || !strings.Contains(string(body), "<b>cpu</b>") {
-		t.Errorf("UI %s = %d:\n%s", url, resp.StatusCode, body)
+		t.Errorf("status page %sstatus = %d:\n%s", url, resp.StatusCode, body)
+	}
+	// The synthetic line is inspected: parts show up in the metrics.
+	decided := regexp.MustCompile(`linesight_verdicts_total\{camera="cam1",reason="[a-z-]+",verdict="(pass|reject|defer)"\} [1-9]`)
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		resp, err := http.Get(url + "metrics")
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if decided.Match(body) && strings.Contains(string(body), `linesight_model_info{name="builtin-synthetic-tiles"`) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no decisions in /metrics after 30 s:\n%s", body)
+		}
 	}
 	cancel()
 	select {
 	case code := <-done:
-		if code != 0 || !strings.Contains(out.String(), "stopped cleanly") {
+		if code != 0 || !strings.Contains(out.String(), "stopped cleanly") || !regexp.MustCompile(`cam1: [1-9][0-9]* parts: `).MatchString(out.String()) {
 			t.Errorf("demo exit %d\n%s\n%s", code, out.String(), errb.String())
 		}
 	case <-time.After(20 * time.Second):

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"path/filepath"
 
 	"github.com/linesight/linesight/agent/config"
 	"github.com/linesight/linesight/internal/cli"
@@ -47,6 +48,10 @@ func demoCmd(ctx context.Context, stdio Stdio, args []string) error {
 	}
 	if *data != "" {
 		cfg.DataDir = *data
+	}
+	if *path == "" && cfg.Outputs.JSONL == "" {
+		// The demo keeps a readable log of its verdicts beside its store.
+		cfg.Outputs.JSONL = filepath.Join(cfg.DataDir, "decisions.jsonl")
 	}
 	if err := cfg.Validate(); err != nil {
 		return cli.Usagef("demo configuration is invalid:\n%w", err)
