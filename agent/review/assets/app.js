@@ -45,7 +45,6 @@
     $("login").hidden = false;
     const open = st.session && st.session.open_access;
     $("login-pass-wrap").hidden = !!open;
-    $("login-pass-wrap").style.display = open ? "none" : "";
     $("login-user").focus();
   }
 
@@ -163,6 +162,7 @@
       $("reset-skips").hidden = !sk;
       return;
     }
+    $("item").dataset.id = it.id;
     const img = $("img");
     $("no-image").hidden = !!it.image;
     img.hidden = !it.image;
@@ -213,7 +213,7 @@
       d.data[4 * i] = Math.round(255 * Math.min(1, 2 * t));
       d.data[4 * i + 1] = Math.round(255 * Math.max(0, 1 - Math.abs(2 * t - 1)) * 0.8);
       d.data[4 * i + 2] = Math.round(255 * Math.max(0, 1 - 2 * t));
-      d.data[4 * i + 3] = Math.round(255 * (0.2 + 0.8 * t));
+      d.data[4 * i + 3] = Math.round(255 * Math.max(0, t - 0.1) / 0.9); // cool cells stay clear
     }
     ctx.putImageData(d, 0, 0);
   }
