@@ -36,6 +36,8 @@ func Main(ctx context.Context, args []string, stdio cli.Stdio) int {
 	cmds := []cli.Command{
 		{Name: "serve", Summary: "run the fleet service: linesight-fleet serve -c FILE", Run: serveCmd},
 		{Name: "config", Summary: "check a configuration file: linesight-fleet config check FILE", Run: configCmd},
+		{Name: "keys", Summary: "make a model-signing key pair: linesight-fleet keys gen --out DIR", Run: keysCmd},
+		{Name: "push", Summary: "sign and offer a model: linesight-fleet push --model DIR --to DEVICE|group:NAME --stage shadow|canary|all", Run: pushCmd},
 		{Name: "version", Summary: "print the version", Run: versionCmd},
 	}
 	return cli.Dispatch(ctx, "linesight-fleet", "LineSight fleet: devices, labelled data and model rollouts.", cmds, args, stdio)
