@@ -101,8 +101,10 @@ type Options struct {
 	// Timeout bounds one inference (default 2s); a part's deadline, when
 	// earlier, bounds it too.
 	Timeout time.Duration
-	// Recorders commit decisions per camera (default 4: concurrent Puts
-	// share one fsync).
+	// Recorders commit decisions per camera (default 64). Each waits for
+	// its Put's fsync, and concurrent Puts share one fsync, so this bounds
+	// how many decisions one commit can carry: with a 10 ms fsync, 64
+	// recorders sustain 6,400 parts/s.
 	Recorders int
 	// DriftWindow is the drift monitor's window in parts (default 500).
 	DriftWindow int
@@ -160,7 +162,7 @@ func Open(opts Options) (*Pipeline, error) {
 		opts.Timeout = 2 * time.Second
 	}
 	if opts.Recorders <= 0 {
-		opts.Recorders = 4
+		opts.Recorders = 64
 	}
 	if opts.DriftWindow <= 0 {
 		opts.DriftWindow = 500

@@ -1,0 +1,242 @@
+package pipeline
+
+import (
+	"context"
+	"image"
+	"io"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/linesight/linesight/agent/builtin"
+	"github.com/linesight/linesight/agent/policy"
+	"github.com/linesight/linesight/agent/store"
+	"github.com/linesight/linesight/camera"
+	"github.com/linesight/linesight/inference"
+	"github.com/linesight/linesight/inference/onnx"
+	"gocv.io/x/gocv"
+)
+
+// memorySource hands out copies of pre-generated synthetic frames, n in
+// all, optionally paced: a camera that is never the bottleneck, so the
+// benchmark measures the pipeline.
+type memorySource struct {
+	frames []gocv.Mat
+	n      int
+	every  time.Duration
+
+	mu     sync.Mutex
+	i      int
+	next   time.Time
+	closed bool
+}
+
+func newMemorySource(tb testing.TB, n int, every time.Duration) *memorySource {
+	gen, err := camera.NewGenerator(camera.SyntheticSpec{Seed: 21, Size: 256, DefectRate: 0.2, ExposureMin: 0.8, ExposureMax: 1.2})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	s := &memorySource{n: n, every: every}
+	tile := gen.NewTile()
+	for i := range 64 {
+		gen.Generate(uint64(i), tile)
+		m, err := gocv.NewMatFromBytes(tile.H, tile.W, gocv.MatTypeCV8UC1, tile.Pix)
+		if err != nil {
+			tb.Fatal(err)
+		}
+		s.frames = append(s.frames, m.Clone())
+		m.Close()
+	}
+	return s
+}
+
+func (s *memorySource) ID() string { return "bench" }
+
+func (s *memorySource) Next(ctx context.Context) (*camera.Frame, error) {
+	s.mu.Lock()
+	if s.closed || s.i >= s.n {
+		s.mu.Unlock()
+		return nil, io.EOF
+	}
+	i := s.i
+	s.i++
+	wait := time.Duration(0)
+	if s.every > 0 {
+		now := time.Now()
+		if s.next.IsZero() {
+			s.next = now
+		}
+		wait = s.next.Sub(now)
+		s.next = s.next.Add(s.every)
+	}
+	s.mu.Unlock()
+	if wait > 0 {
+		time.Sleep(wait)
+	}
+	return &camera.Frame{Mat: s.frames[i%len(s.frames)].Clone(), CameraID: "bench", Seq: uint64(i + 1), Time: time.Now()}, nil
+}
+
+func (s *memorySource) Close() error {
+	s.mu.Lock()
+	s.closed = true
+	s.mu.Unlock()
+	return nil
+}
+
+func (s *memorySource) free() {
+	for _, m := range s.frames {
+		m.Close()
+	}
+}
+
+// benchRig is a line on the built-in model with the store committing with
+// fsync, as on a device.
+func benchRig(b *testing.B, sessions int) (*onnx.Runtime, *inference.Package, *inference.Engine, *store.Store) {
+	rt, err := onnx.OpenRuntime(onnx.ProcessSearch(""))
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { rt.Close() })
+	pkg, err := builtin.Package(builtin.FP32)
+	if err != nil {
+		b.Fatal(err)
+	}
+	eng, err := inference.Open(rt, pkg, inference.Config{Options: onnx.Options{Provider: "cpu", Sessions: sessions}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { eng.Close() })
+	st, err := store.Open(b.TempDir()+"/bench.db", store.Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { st.Close() })
+	return rt, pkg, eng, st
+}
+
+// rawRun times n runs of a bare ONNX Runtime session on one prepared
+// input tensor: the model alone, no preprocessing, decoding or anything
+// else. It returns the total and each run's duration.
+func rawRun(b *testing.B, rt *onnx.Runtime, pkg *inference.Package, n int) (time.Duration, []time.Duration) {
+	man := pkg.Manifest
+	outs := make([]string, 0, len(man.Outputs))
+	for _, o := range man.Outputs {
+		outs = append(outs, o.Name)
+	}
+	shape := append([]int64{1}, man.Input.Shape[1:]...)
+	sess, err := rt.NewSession(onnx.SessionSpec{Model: pkg.Model, Input: man.Input.Name, Shape: shape, Outputs: outs}, onnx.Options{Provider: "cpu"}, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer sess.Close()
+	src := newMemorySource(b, 1, 0)
+	defer src.free()
+	pp := inference.NewPreprocessor(inference.NewPreprocess(man.Input))
+	defer pp.Close()
+	if _, err := pp.Run(src.frames[0], image.Rectangle{}, sess.Input()); err != nil {
+		b.Fatal(err)
+	}
+	ctx := context.Background()
+	for range 20 {
+		if err := sess.Run(ctx); err != nil {
+			b.Fatal(err)
+		}
+	}
+	ds := make([]time.Duration, n)
+	start := time.Now()
+	for i := range ds {
+		t0 := time.Now()
+		if err := sess.Run(ctx); err != nil {
+			b.Fatal(err)
+		}
+		ds[i] = time.Since(t0)
+	}
+	return time.Since(start), ds
+}
+
+// engineRun times n frames through the engine from one goroutine
+// (preprocess, run, decode), without the pipeline around it.
+func engineRun(b *testing.B, eng *inference.Engine, n int) time.Duration {
+	src := newMemorySource(b, 1, 0)
+	defer src.free()
+	ctx := context.Background()
+	start := time.Now()
+	for range n {
+		if _, err := eng.Run(ctx, inference.Frame{Image: src.frames[0]}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	return time.Since(start)
+}
+
+// runPipeline pushes n frames through a pipeline and returns the wall time
+// from the first frame to the last commit.
+func runPipeline(b *testing.B, eng *inference.Engine, st *store.Store, src *memorySource, workers int) (time.Duration, *Pipeline) {
+	p, err := Open(Options{Device: "d", Site: "s", Engine: eng, Store: st, Seed: 1,
+		Cameras: []CameraOptions{{Source: src, Level: policy.Partial, Workers: workers}}, Policy: policy.Config{FailSafe: policy.Reject}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	start := time.Now()
+	<-p.Done()
+	el := time.Since(start)
+	if err := p.Close(context.Background()); err != nil {
+		b.Fatal(err)
+	}
+	return el, p
+}
+
+// BenchmarkPipelineVsRawORT measures the pipeline's throughput (camera to
+// committed decision, with the store's fsync) against the bare ONNX Runtime
+// session on the same model with the same thread settings, side by side in
+// one run. Target: ratio >= 0.95 for one camera.
+func BenchmarkPipelineVsRawORT(b *testing.B) {
+	const n = 2000
+	for _, workers := range []int{1, 2} {
+		b.Run(map[int]string{1: "workers=1", 2: "workers=2"}[workers], func(b *testing.B) {
+			rt, pkg, eng, st := benchRig(b, workers)
+			var rawT, engT, pipeT time.Duration
+			for range b.N {
+				r, _ := rawRun(b, rt, pkg, n)
+				e := engineRun(b, eng, n)
+				src := newMemorySource(b, n, 0)
+				pt, _ := runPipeline(b, eng, st, src, workers)
+				src.free()
+				rawT += r
+				engT += e
+				pipeT += pt
+			}
+			raw := float64(n*b.N) / rawT.Seconds()
+			pipe := float64(n*b.N) / pipeT.Seconds()
+			b.ReportMetric(raw, "raw-ort-fps")
+			b.ReportMetric(float64(n*b.N)/engT.Seconds(), "engine-fps")
+			b.ReportMetric(pipe, "pipeline-fps")
+			b.ReportMetric(pipe/raw, "ratio")
+		})
+	}
+}
+
+// BenchmarkLatency measures capture-to-decision latency at a paced rate
+// (half of what the model sustains) against the model's own run-time
+// percentiles, side by side. Target: pipeline p99 <= model p99 + 3 ms.
+func BenchmarkLatency(b *testing.B) {
+	const n = 1000
+	rt, pkg, eng, st := benchRig(b, 1)
+	for range b.N {
+		rawT, ds := rawRun(b, rt, pkg, n)
+		period := 2 * rawT / n
+		src := newMemorySource(b, n, period)
+		_, p := runPipeline(b, eng, st, src, 1)
+		src.free()
+		cs := p.Cameras()[0]
+		slices.Sort(ds)
+		mp50, mp99 := ds[len(ds)/2], ds[len(ds)*99/100]
+		b.ReportMetric(float64(mp50.Microseconds())/1000, "model-p50-ms")
+		b.ReportMetric(float64(mp99.Microseconds())/1000, "model-p99-ms")
+		b.ReportMetric(float64(cs.LatencyP50.Microseconds())/1000, "pipeline-p50-ms")
+		b.ReportMetric(float64(cs.LatencyP99.Microseconds())/1000, "pipeline-p99-ms")
+		b.ReportMetric(float64((cs.LatencyP99-mp99).Microseconds())/1000, "p99-over-model-ms")
+		b.ReportMetric(float64(time.Second/period), "paced-fps")
+	}
+}
