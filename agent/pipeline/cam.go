@@ -11,6 +11,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/linesight/linesight/agent/lifecycle"
 	"github.com/linesight/linesight/agent/monitor"
 	"github.com/linesight/linesight/agent/output"
 	"github.com/linesight/linesight/agent/policy"
@@ -210,6 +211,9 @@ func (c *cam) decide(f *camera.Frame, meas *inference.Measurer) *record {
 
 	if in.Failure != policy.NoFailure {
 		p.m.failures.WithLabelValues(c.id, string(in.Failure)).Inc()
+	}
+	if p.opts.Models != nil {
+		c.shadow(f, cfg, in, d, res, ran)
 	}
 	c.observe(in, d, ran, res, stats, latency)
 
@@ -433,4 +437,75 @@ func b2f(b bool) float64 {
 		return 1
 	}
 	return 0
+}
+
+// shadowJob is one frame for the shadow model, with the active model's
+// outcome; it owns its copy of the image.
+type shadowJob struct {
+	img    gocv.Mat
+	cfg    policy.Config
+	in     policy.Input
+	active lifecycle.Outcome
+}
+
+// shadow reports the frame's outcome to the model lifecycle and, when a
+// candidate is in shadow and the shadow goroutine is free, hands it a copy
+// of the frame. A busy shadow skips frames: it must never slow the line.
+func (c *cam) shadow(f *camera.Frame, cfg policy.Config, in policy.Input, d policy.Decision, res inference.Result, ran bool) {
+	p := c.p
+	active := lifecycle.Outcome{Label: res.TopLabel, Automated: d.Verdict != policy.Defer && d.Actuate, Latency: res.Timings.Run}
+	if !ran {
+		active.Err = fmt.Errorf("active model: %s", in.Failure)
+	}
+	if p.opts.Models.Shadow() == nil || !ran || !f.HasImage() {
+		p.opts.Models.Observe(active, nil)
+		return
+	}
+	select {
+	case p.shadowQ <- shadowJob{img: f.Mat.Clone(), cfg: cfg, in: in, active: active}:
+	default:
+		p.m.shadowSkipped.Inc()
+	}
+}
+
+// runShadow runs the candidate model on the frames it is handed.
+func (p *Pipeline) runShadow() {
+	defer p.shadowWG.Done()
+	for j := range p.shadowQ {
+		p.shadowOne(j)
+		j.img.Close()
+	}
+}
+
+func (p *Pipeline) shadowOne(j shadowJob) {
+	eng := p.opts.Models.Shadow()
+	if eng == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(p.work, p.opts.Timeout)
+	defer cancel()
+	res, err := eng.Run(ctx, inference.Frame{Image: j.img})
+	if errors.Is(err, inference.ErrClosed) {
+		return // the candidate was just promoted or dropped
+	}
+	out := lifecycle.Outcome{Err: err}
+	if err == nil {
+		// Would the policy have decided this part by itself with the
+		// candidate's output and the candidate's own thresholds?
+		man := eng.Manifest()
+		cfg := j.cfg
+		cfg.PassThreshold, cfg.RejectThreshold, cfg.ClassReject = man.Thresholds.Pass, man.Thresholds.Reject, man.Thresholds.PerClass
+		in := j.in
+		in.Labels, in.Good = res.Labels, man.GoodLabels
+		in.Probs = make([]float64, len(res.Scores))
+		for i, s := range res.Scores {
+			in.Probs[i] = float64(s)
+		}
+		if cfg.Level < policy.Partial {
+			cfg.Level = policy.Partial // what it would do once trusted
+		}
+		d := policy.Decide(cfg, in)
+		out = lifecycle.Outcome{Label: res.TopLabel, Automated: d.Verdict != policy.Defer, Latency: res.Timings.Run}
+	}
+	p.opts.Models.Observe(j.active, &out)
 }

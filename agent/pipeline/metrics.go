@@ -7,19 +7,20 @@ import (
 // metrics are the pipeline's Prometheus series, registered on the agent's
 // registry (one per Pipeline, so tests can run several).
 type metrics struct {
-	frames    *prometheus.CounterVec   // camera
-	verdicts  *prometheus.CounterVec   // camera, verdict, reason
-	stage     *prometheus.HistogramVec // camera, stage
-	latency   *prometheus.HistogramVec // camera: capture to decision
-	queue     *prometheus.GaugeVec     // camera, queue (capture, record)
-	deferRate *prometheus.GaugeVec     // camera
-	deferAlrm *prometheus.GaugeVec     // camera
-	drift     *prometheus.GaugeVec     // camera, statistic
-	driftAlrm *prometheus.GaugeVec     // camera
-	level     *prometheus.GaugeVec     // camera, level (1 for the current one)
-	model     *prometheus.GaugeVec     // name, version, provider
-	failures  *prometheus.CounterVec   // camera, kind
-	storeErrs *prometheus.CounterVec   // camera
+	frames        *prometheus.CounterVec   // camera
+	verdicts      *prometheus.CounterVec   // camera, verdict, reason
+	stage         *prometheus.HistogramVec // camera, stage
+	latency       *prometheus.HistogramVec // camera: capture to decision
+	queue         *prometheus.GaugeVec     // camera, queue (capture, record)
+	deferRate     *prometheus.GaugeVec     // camera
+	deferAlrm     *prometheus.GaugeVec     // camera
+	drift         *prometheus.GaugeVec     // camera, statistic
+	driftAlrm     *prometheus.GaugeVec     // camera
+	level         *prometheus.GaugeVec     // camera, level (1 for the current one)
+	model         *prometheus.GaugeVec     // name, version, provider
+	failures      *prometheus.CounterVec   // camera, kind
+	storeErrs     *prometheus.CounterVec   // camera
+	shadowSkipped prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -52,12 +53,14 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Help: "Parts given the fail-safe verdict, by kind (inference-error, timeout, deadline-missed)."}, []string{"camera", "kind"}),
 		storeErrs: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "linesight_store_errors_total",
 			Help: "Inspections the store could not commit."}, []string{"camera"}),
+		shadowSkipped: prometheus.NewCounter(prometheus.CounterOpts{Name: "linesight_shadow_skipped_total",
+			Help: "Frames the shadow model skipped because it was still busy (the line never waits for it)."}),
 	}
 	if reg == nil {
 		return m, nil
 	}
 	for _, c := range []prometheus.Collector{m.frames, m.verdicts, m.stage, m.latency, m.queue, m.deferRate, m.deferAlrm,
-		m.drift, m.driftAlrm, m.level, m.model, m.failures, m.storeErrs} {
+		m.drift, m.driftAlrm, m.level, m.model, m.failures, m.storeErrs, m.shadowSkipped} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}

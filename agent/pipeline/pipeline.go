@@ -34,6 +34,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/linesight/linesight/agent/lifecycle"
 	"github.com/linesight/linesight/agent/monitor"
 	"github.com/linesight/linesight/agent/output"
 	"github.com/linesight/linesight/agent/policy"
@@ -65,6 +66,17 @@ type Source interface {
 	Close() error
 }
 
+// Models is the model lifecycle (agent/lifecycle): a candidate model in
+// shadow beside the active one, and the per-frame outcomes that decide its
+// promotion or a rollback.
+type Models interface {
+	// Shadow is the candidate engine, or nil.
+	Shadow() *inference.Engine
+	// Observe gets the active model's outcome for every frame and, when the
+	// shadow ran on it, the candidate's. It must not block.
+	Observe(active lifecycle.Outcome, shadow *lifecycle.Outcome)
+}
+
 // Sender takes verdicts for the outputs without blocking (output.Dispatcher).
 type Sender interface {
 	Send(m *output.Message)
@@ -87,6 +99,9 @@ type Options struct {
 	Engine       Engine
 	Store        Recorder
 	Outputs      Sender // nil: no outputs
+	// Models, when set, gets every frame's outcome and runs the shadow
+	// model on frames the line can spare (never delaying a verdict).
+	Models Models
 	// Policy is the base policy of every camera (its Level is ignored:
 	// each camera has its own). Zero thresholds take the manifest's; a
 	// zero OOD takes bounds derived from the manifest's reference.
@@ -135,6 +150,9 @@ type Pipeline struct {
 	recs    sync.WaitGroup
 	done    chan struct{}
 	closing atomic.Bool
+
+	shadowQ  chan shadowJob
+	shadowWG sync.WaitGroup
 
 	subMu  sync.Mutex
 	subs   map[int]chan Event
@@ -213,12 +231,21 @@ func Open(opts Options) (*Pipeline, error) {
 		c := newCam(p, co, rand.New(rand.NewPCG(seed, uint64(i))))
 		p.cams = append(p.cams, c)
 	}
+	if opts.Models != nil {
+		p.shadowQ = make(chan shadowJob, 4)
+		p.shadowWG.Add(1)
+		go p.runShadow()
+	}
 	for _, c := range p.cams {
 		c.start()
 	}
 	go func() {
 		p.workers.Wait()
 		p.recs.Wait()
+		if p.shadowQ != nil {
+			close(p.shadowQ)
+			p.shadowWG.Wait()
+		}
 		close(p.done)
 	}()
 	return p, nil
