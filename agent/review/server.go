@@ -99,6 +99,9 @@ type Server struct {
 
 	skipMu sync.Mutex
 	skips  map[string]map[string]time.Time // user → item → until
+
+	resMu    sync.Mutex
+	reserved map[string]bool // items a next is claiming right now
 }
 
 // Open starts serving on o.Listen.
@@ -138,7 +141,7 @@ func Open(o Options) (*Server, error) {
 		return nil, fmt.Errorf("review ui listen on %s: %w (is another LineSight or program using the port? set review.listen)", o.Listen, err)
 	}
 	s := &Server{opts: o, log: log, auth: au, ln: ln, done: make(chan error, 1),
-		stop: make(chan struct{}), skips: map[string]map[string]time.Time{}}
+		stop: make(chan struct{}), skips: map[string]map[string]time.Time{}, reserved: map[string]bool{}}
 	s.http = &http.Server{Handler: s.routes(), ReadHeaderTimeout: 10 * time.Second}
 	go func() {
 		err := s.http.Serve(ln)
