@@ -31,6 +31,7 @@ type Config struct {
 	Review  Review         `yaml:"review"`
 	Outputs Outputs        `yaml:"outputs"`
 	MQTT    MQTT           `yaml:"mqtt"`
+	Sync    Sync           `yaml:"sync"`
 }
 
 // Device identifies this line device in the fleet.
@@ -58,6 +59,26 @@ type Model struct {
 	// Timeout bounds one inference; a part that takes longer gets the
 	// fail-safe verdict (default 2s).
 	Timeout time.Duration `yaml:"timeout,omitempty"`
+	// TrustedKeys are the fleet's ed25519 public key files (from
+	// linesight-fleet keys gen). With at least one, the device accepts
+	// signed model rollouts over MQTT; without, it never changes its model.
+	TrustedKeys []string `yaml:"trusted_keys,omitempty"`
+}
+
+// Sync is the link to the fleet.
+type Sync struct {
+	// Uplink drains the store's outbox (labels with their images, events,
+	// decisions) to the fleet collector over MQTT and publishes status and
+	// telemetry. Off: everything stays in the store.
+	Uplink bool `yaml:"uplink"`
+	// Decisions also sends every decision to the cloud (not just labels
+	// and events): more traffic, a complete record there.
+	Decisions bool `yaml:"decisions"`
+	// TelemetryEvery is the telemetry period.
+	TelemetryEvery time.Duration `yaml:"telemetry_every"`
+	// DrainRate caps outbox entries sent per second, so a backlog after an
+	// outage never starves the live verdicts.
+	DrainRate float64 `yaml:"drain_rate"`
 }
 
 // Monitor configures the drift monitor of every camera.
@@ -181,8 +202,9 @@ func Default() *Config {
 		Policy: Policy{
 			FailSafe:     "reject",
 			MaxDeferRate: 0.2,
-			AuditSample:  0.01,
+			AuditSample:  0.05,
 		},
+		Sync:    Sync{TelemetryEvery: 10 * time.Second, DrainRate: 2000},
 		Monitor: Monitor{Window: 500, PSIRaise: 0.25, PSIClear: 0.1, MinSamples: 200},
 		Store: Store{
 			MaxAge:    30 * 24 * time.Hour,
@@ -349,6 +371,19 @@ func (c *Config) Validate() error {
 	c.Model.Options.Validate(v.At("model"))
 	if c.Model.Timeout < 0 {
 		v.At("model").Add("timeout", c.Model.Timeout.String(), "must be positive (e.g. 2s) or left out for the default")
+	}
+	for i, k := range c.Model.TrustedKeys {
+		if k == "" {
+			v.At("model").Add(fmt.Sprintf("trusted_keys[%d]", i), k, "is empty: name a public key file from linesight-fleet keys gen")
+		}
+	}
+	sy := v.At("sync")
+	if c.Sync.TelemetryEvery < time.Second {
+		sy.Add("telemetry_every", c.Sync.TelemetryEvery.String(), "must be at least 1s (e.g. 10s)")
+	}
+	validate.Range(sy, "drain_rate", c.Sync.DrainRate, 1, 1e6)
+	if (c.Sync.Uplink || len(c.Model.TrustedKeys) > 0) && c.MQTT.Broker == "" {
+		sy.Add("uplink", c.Sync.Uplink, "needs mqtt.broker (embedded or the fleet's tcp://, ssl:// address)")
 	}
 	mon := v.At("monitor")
 	validate.Range(mon, "window", c.Monitor.Window, 50, 100000)

@@ -308,11 +308,15 @@ func (c *cam) commit(r *record) {
 	if p.opts.Outputs != nil {
 		p.opts.Outputs.Send(r.msg)
 	}
-	p.emit(Event{Kind: EventDecision, Time: committed, Camera: c.id, Decision: &DecisionEvent{
-		ID: r.insp.ID, PartID: r.insp.PartID, Verdict: r.insp.Verdict, Reason: r.insp.Reason, Level: r.insp.Level,
+	de := DecisionEvent{
+		ID: r.insp.ID, PartID: r.insp.PartID, Time: r.insp.Time, Verdict: r.insp.Verdict, Reason: r.insp.Reason, Level: r.insp.Level,
 		Top: r.insp.Top, PGood: r.msg.PGood, Review: r.insp.Review, Audit: r.insp.Audit, Image: r.insp.Image != "",
 		Latency: time.Duration(r.msg.Latency * float64(time.Millisecond)),
-	}})
+	}
+	c.mu.Lock()
+	c.stats.note(de)
+	c.mu.Unlock()
+	p.emit(Event{Kind: EventDecision, Time: committed, Camera: c.id, Decision: &de})
 }
 
 // observe updates the statistics, the defer-rate alarm and the drift monitor.

@@ -350,7 +350,7 @@ func (p *Pipeline) SetLevel(ctx context.Context, cameraID string, level policy.L
 		return fmt.Errorf("automation level of %s changed to %s, but recording the change failed: %w", cameraID, level, err)
 	}
 	p.log.Info("automation level changed", "camera", cameraID, "from", from, "to", level, "by", by)
-	p.emit(Event{Kind: EventLevel, Time: now, Camera: cameraID, Level: level, By: by,
+	p.emit(Event{Kind: EventLevel, Time: now, Camera: cameraID, Level: level, From: from, By: by,
 		Text: fmt.Sprintf("%s: automation %s → %s by %s", cameraID, from, level, by)})
 	return nil
 }

@@ -27,6 +27,7 @@ type Event struct {
 	Decision *DecisionEvent
 	Alarm    *Alarm
 	Level    policy.Level // EventLevel: the new level
+	From     policy.Level // EventLevel: the level before
 	By       string       // EventLevel: who changed it
 	Text     string       // a sentence for people
 }
@@ -34,6 +35,7 @@ type Event struct {
 // DecisionEvent is one decided part.
 type DecisionEvent struct {
 	ID, PartID string
+	Time       time.Time // capture time
 	Verdict    policy.Verdict
 	Reason     policy.Reason
 	Level      policy.Level
@@ -94,8 +96,11 @@ func (p *Pipeline) emit(e Event) {
 
 // CameraStatus is a camera's state for the live view, telemetry and tests.
 type CameraStatus struct {
-	ID        string
-	Level     policy.Level
+	ID    string
+	Level policy.Level // as set (configuration, UI or MQTT command)
+	// Effective is the level parts are decided at: Level, or assist while
+	// a drift alarm lowers partial and full (policy.drift_downgrade).
+	Effective policy.Level
 	Parts     uint64                    // parts decided since start
 	Verdicts  map[policy.Verdict]uint64 // by verdict
 	Reasons   map[policy.Reason]uint64  // by reason
@@ -111,6 +116,8 @@ type CameraStatus struct {
 	// shadow included; agreement with the inspectors is measured from the
 	// store's labels.
 	ModelVerdicts map[policy.Verdict]uint64
+	// Last are the latest decisions, newest first.
+	Last []DecisionEvent
 }
 
 // Cameras reports every camera's status, in configuration order.
@@ -126,7 +133,15 @@ func (p *Pipeline) Cameras() []CameraStatus {
 			Drift: c.driftRep, InFlight: c.pending.Load(),
 		}
 		st.LatencyP50, st.LatencyP99 = c.stats.percentiles()
+		st.Last = c.stats.latest()
 		c.mu.Unlock()
+		st.Effective = st.Level
+		p.mu.RLock()
+		down := p.base.DriftDowngrade
+		p.mu.RUnlock()
+		if down && st.Drift.Alarm && st.Level >= policy.Partial {
+			st.Effective = policy.Assist
+		}
 		out = append(out, st)
 	}
 	return out
@@ -148,6 +163,32 @@ type camStats struct {
 	at       []time.Time     // decision times, same ring
 	next     int
 	filled   int
+	last     []DecisionEvent // ring of lastN
+	lastNext int
+}
+
+const lastN = 12
+
+// note keeps a committed decision for the live view's thumbnails.
+func (s *camStats) note(d DecisionEvent) {
+	if len(s.last) < lastN {
+		s.last = append(s.last, d)
+	} else {
+		s.last[s.lastNext] = d
+	}
+	s.lastNext = (s.lastNext + 1) % lastN
+}
+
+// latest returns the kept decisions, newest first.
+func (s *camStats) latest() []DecisionEvent {
+	out := make([]DecisionEvent, 0, len(s.last))
+	for i := range len(s.last) {
+		j := (s.lastNext - 1 - i + 2*lastN) % lastN
+		if j < len(s.last) {
+			out = append(out, s.last[j])
+		}
+	}
+	return out
 }
 
 const statRing = 1024

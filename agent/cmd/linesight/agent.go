@@ -8,10 +8,12 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"sync/atomic"
 	"time"
 
 	"github.com/linesight/linesight/agent/builtin"
 	"github.com/linesight/linesight/agent/config"
+	"github.com/linesight/linesight/agent/lifecycle"
 	"github.com/linesight/linesight/agent/monitor"
 	"github.com/linesight/linesight/agent/output"
 	"github.com/linesight/linesight/agent/pipeline"
@@ -23,6 +25,8 @@ import (
 	"github.com/linesight/linesight/inference/onnx"
 	"github.com/linesight/linesight/internal/cli"
 	"github.com/linesight/linesight/sync/broker"
+	"github.com/linesight/linesight/sync/rollout"
+	"github.com/linesight/linesight/sync/uplink"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 )
@@ -99,12 +103,6 @@ func runAgent(ctx context.Context, stdio Stdio, cfg *config.Config, demo bool) (
 	if err != nil {
 		return err
 	}
-	eng, err := inference.Open(rt, pkg, inference.Config{Options: cfg.Model.Options, Logger: log})
-	if err != nil {
-		return &cli.UsageError{Err: fmt.Errorf("open model %s: %w", pkg.ModelPath, err)}
-	}
-	add("model", func(context.Context) error { return eng.Close() })
-	man := eng.Manifest()
 	basePolicy, err := policyFromConfig(cfg.Policy)
 	if err != nil {
 		return &cli.UsageError{Err: err}
@@ -121,12 +119,55 @@ func runAgent(ctx context.Context, stdio Stdio, cfg *config.Config, demo bool) (
 	if dbPath == "" {
 		dbPath = filepath.Join(cfg.DataDir, "linesight.db")
 	}
-	st, err := store.Open(dbPath, store.Options{MaxAge: cfg.Store.MaxAge, MaxBytes: int64(cfg.Store.MaxBytes), Logger: log})
+	st, err := store.Open(dbPath, store.Options{MaxAge: cfg.Store.MaxAge, MaxBytes: int64(cfg.Store.MaxBytes),
+		DecisionsToOutbox: cfg.Sync.Uplink && cfg.Sync.Decisions, Logger: log})
 	if err != nil {
 		return &cli.UsageError{Err: fmt.Errorf("open store: %w", err)}
 	}
 	add("store", func(context.Context) error { return st.Close() })
 	log.Info("store open", "path", dbPath)
+
+	// With trusted fleet keys, the model lifecycle picks the verified
+	// version to serve (the configured model is its fallback) and takes
+	// signed rollouts; the pipeline is bound to it once open.
+	var (
+		lc       *lifecycle.Lifecycle
+		plRef    atomic.Pointer[pipeline.Pipeline]
+		linkRef  = &modelLink{}
+		engOpts  = inference.Config{Options: cfg.Model.Options, Logger: log}
+		openEng  = func(p *inference.Package) (*inference.Engine, error) { return inference.Open(rt, p, engOpts) }
+		servePkg = pkg
+	)
+	if len(cfg.Model.TrustedKeys) > 0 {
+		keys, err := rollout.LoadKeyring(cfg.Model.TrustedKeys...)
+		if err != nil {
+			return &cli.UsageError{Err: fmt.Errorf("model.trusted_keys: %w", err)}
+		}
+		lc, err = lifecycle.Open(lifecycle.Options{
+			Dir: filepath.Join(cfg.DataDir, "models"), TrustedKeys: keys, Builtin: pkg,
+			Engines: lifecycle.EnginesFunc(openEng),
+			Activator: lifecycle.ActivatorFunc(func(p *inference.Package) error {
+				pl := plRef.Load()
+				if pl == nil {
+					return errors.New("the line is not running yet")
+				}
+				return pl.Swap(p)
+			}),
+			Frames: storeFrames{st}, Requester: linkRef, Reporter: linkRef,
+			Cameras: cameraInputs(cfg), Device: cfg.Device.ID, Logger: log,
+		})
+		if err != nil {
+			return fmt.Errorf("model lifecycle: %w", err)
+		}
+		add("model lifecycle", func(context.Context) error { return lc.Close() })
+		servePkg = lc.Active()
+	}
+	eng, err := openEng(servePkg)
+	if err != nil {
+		return &cli.UsageError{Err: fmt.Errorf("open model %s: %w", servePkg.ModelPath, err)}
+	}
+	add("model", func(context.Context) error { return eng.Close() })
+	man := eng.Manifest()
 
 	var brokerAddr string
 	if cfg.MQTT.Broker == "embedded" {
@@ -204,7 +245,7 @@ func runAgent(ctx context.Context, stdio Stdio, cfg *config.Config, demo bool) (
 		Policy: basePolicy, MaxDeferRate: cfg.Policy.MaxDeferRate, KeepImages: cfg.Store.KeepImage, JPEGQuality: cfg.Store.JPEGQual,
 		Timeout: cfg.Model.Timeout, DriftWindow: cfg.Monitor.Window,
 		Drift:    monitor.Thresholds{Raise: cfg.Monitor.PSIRaise, Clear: cfg.Monitor.PSIClear, MinSamples: cfg.Monitor.MinSamples},
-		Registry: reg, Logger: log,
+		Registry: reg, Logger: log, Models: lifecycleModels(lc),
 	})
 	if err != nil {
 		for _, o := range cams {
@@ -212,7 +253,32 @@ func runAgent(ctx context.Context, stdio Stdio, cfg *config.Config, demo bool) (
 		}
 		return &cli.UsageError{Err: err}
 	}
+	plRef.Store(pl)
 	add("pipeline", pl.Close)
+	ln := &line{cfg: cfg, pl: pl, cams: byID, st: st, lc: lc}
+
+	// The fleet link: the outbox drains to the collector; commands come back.
+	if cfg.Sync.Uplink && brokerAddr != "" {
+		up, err := uplink.New(uplink.Options{Broker: brokerAddr, ClientID: clientID(cfg), Username: cfg.MQTT.Username, Password: cfg.MQTT.Password,
+			TLS: uplink.TLSFiles{CA: cfg.MQTT.TLS.CA, Cert: cfg.MQTT.TLS.Cert, Key: cfg.MQTT.TLS.Key}, Site: cfg.Device.Site, Device: cfg.Device.ID,
+			Outbox: st, Telemetry: ln, TelemetryEvery: cfg.Sync.TelemetryEvery, Status: ln, Commands: ln, Rollback: rollbacker(lc),
+			DrainRate: cfg.Sync.DrainRate, Logger: log})
+		if err != nil {
+			return &cli.UsageError{Err: fmt.Errorf("uplink: %w", err)}
+		}
+		if err := up.Open(ctx); err != nil {
+			return fmt.Errorf("uplink: %w", err)
+		}
+		add("uplink", func(context.Context) error { return up.Close() })
+	}
+	if lc != nil && brokerAddr != "" {
+		link, closeLink, err := attachModelLink(cfg, brokerAddr, tlsConf, lc, log)
+		if err != nil {
+			return err
+		}
+		linkRef.set(link)
+		add("model link", func(context.Context) error { return closeLink() })
+	}
 
 	if hasExternalTrigger(cfg) && brokerAddr != "" {
 		trg, err := camera.OpenMQTTTrigger(camera.MQTTTriggerOptions{Broker: brokerAddr, ClientID: clientID(cfg) + "-trigger",
@@ -235,7 +301,16 @@ func runAgent(ctx context.Context, stdio Stdio, cfg *config.Config, demo bool) (
 		}
 		return s
 	}
-	srv, err := review.Open(review.Options{Listen: cfg.Review.Listen, Logger: log, Registry: reg, Status: status})
+	users := make([]review.User, len(cfg.Review.Users))
+	for i, u := range cfg.Review.Users {
+		users[i] = review.User{Name: u.Name, Role: u.Role, PasswordHash: u.PasswordHash}
+	}
+	ropts := review.Options{Listen: cfg.Review.Listen, Logger: log, Registry: reg, Status: status, Store: st, Line: ln,
+		Classes: man.Labels, Auth: review.Auth{Mode: cfg.Review.Auth, Header: cfg.Review.UserHeader, Users: users, SessionKey: cfg.Review.SessionKey}}
+	if lc != nil {
+		ropts.Models = models{lc}
+	}
+	srv, err := review.Open(ropts)
 	if err != nil {
 		return &cli.UsageError{Err: err}
 	}
