@@ -143,18 +143,29 @@ func TestMosquittoACL(t *testing.T) {
 		d2.Subscribe(f, 1, collect("d2")).Wait()
 	}
 	d1.Subscribe("linesight/v1/s1/d1/ack", 1, collect("d1")).Wait()
+	d1.Subscribe("linesight/v1/s1/groups/line-a/model/offer", 1, collect("d1")).Wait()
 
 	d2.Publish("linesight/v1/s1/d1/samples", 1, false, "forged by d2").Wait() // must not arrive
 	d2.Publish("linesight/v1/s1/d1/status", 1, true, "forged by d2").Wait()   // must not arrive
 	d1.Publish("linesight/v1/s1/d1/samples", 1, false, "from d1").Wait()
 	fleetC.Publish("linesight/v1/s1/d1/ack", 1, false, "ack for d1").Wait()
 	d2.Publish("linesight/v1/s1/d2/samples", 1, false, "from d2").Wait()
+	// Model rollout: a device asks for chunks on its own request topic and
+	// reads its groups' offers; it may not forge an offer or ask as another.
+	d1.Publish("linesight/v1/s1/d1/model/request", 1, false, "request from d1").Wait()
+	d2.Publish("linesight/v1/s1/d1/model/request", 1, false, "forged by d2").Wait()          // must not arrive
+	d2.Publish("linesight/v1/s1/groups/line-a/model/offer", 1, false, "forged by d2").Wait() // must not arrive
+	fleetC.Publish("linesight/v1/s1/groups/line-a/model/offer", 1, false, "offer").Wait()
 
 	want := map[string]bool{
-		"fleet linesight/v1/s1/d1/samples from d1": true,
-		"fleet linesight/v1/s1/d1/ack ack for d1":  true,
-		"d1 linesight/v1/s1/d1/ack ack for d1":     true,
-		"fleet linesight/v1/s1/d2/samples from d2": true,
+		"fleet linesight/v1/s1/d1/samples from d1":               true,
+		"fleet linesight/v1/s1/d1/ack ack for d1":                true,
+		"d1 linesight/v1/s1/d1/ack ack for d1":                   true,
+		"fleet linesight/v1/s1/d2/samples from d2":               true,
+		"fleet linesight/v1/s1/d1/model/request request from d1": true,
+		"fleet linesight/v1/s1/groups/line-a/model/offer offer":  true,
+		"d1 linesight/v1/s1/groups/line-a/model/offer offer":     true,
+		"d2 linesight/v1/s1/groups/line-a/model/offer offer":     true, // group offers are readable by every device
 	}
 	deadline := time.After(3 * time.Second)
 	seen := map[string]bool{}

@@ -58,8 +58,18 @@ type Commands interface {
 }
 
 // Rollbacker is implemented by the model lifecycle: the rollback command.
+// Called from the uplink's command goroutine; it may block; its error is
+// logged.
 type Rollbacker interface {
 	Rollback(ctx context.Context, by string) error
+}
+
+// Promoter is implemented by the model lifecycle: the promote command (the
+// candidate running in shadow becomes active, as for an offer pushed with
+// manual criteria). Called from the uplink's command goroutine; it may
+// block; its error (for example: no candidate in shadow) is logged.
+type Promoter interface {
+	Promote(ctx context.Context, by string) error
 }
 
 // Handler receives a down-link message on its own goroutine (one per
@@ -91,10 +101,11 @@ type Options struct {
 	TelemetryEvery time.Duration
 	// Status fills the retained status message (optional).
 	Status Status
-	// Commands and Rollback receive down-link commands (optional: without
-	// them the commands are logged and ignored).
+	// Commands, Rollback and Promote receive down-link commands (optional:
+	// without them the commands are logged and ignored).
 	Commands Commands
 	Rollback Rollbacker
+	Promote  Promoter
 
 	// DrainRate caps outbox entries published per second (default 2000).
 	DrainRate float64
@@ -443,7 +454,9 @@ func (u *Uplink) command(b []byte) {
 	switch {
 	case c.Op == wire.OpRollback && u.o.Rollback != nil:
 		err = u.o.Rollback.Rollback(u.ctx, c.By)
-	case c.Op == wire.OpRollback, u.o.Commands == nil:
+	case c.Op == wire.OpPromote && u.o.Promote != nil:
+		err = u.o.Promote.Promote(u.ctx, c.By)
+	case c.Op == wire.OpRollback, c.Op == wire.OpPromote, u.o.Commands == nil:
 		log.Warn("command ignored: nothing handles it on this device")
 		return
 	case c.Op == wire.OpSetLevel:

@@ -140,6 +140,9 @@ const (
 	OpSetLevel = "set-level"
 	OpTrigger  = "trigger"
 	OpRollback = "rollback"
+	// OpPromote promotes the candidate the device runs in shadow (an offer
+	// pushed with manual criteria) to active.
+	OpPromote = "promote"
 )
 
 // Command is an operator's order to a device, on cmd.
@@ -207,10 +210,13 @@ func DecodeDecision(data []byte) (Envelope, Decision, error) {
 // DecodeSample decodes a sample and checks it: an ID, a class usable as a
 // folder name, a valid item ID, and an image that matches its sha256.
 func DecodeSample(data []byte) (Envelope, Sample, error) {
-	var s Sample
-	e, err := decodeBody(data, TypeSample, &s)
-	if err != nil {
-		return e, s, err
+	e, s, ok := decodeSampleFast(data)
+	if !ok {
+		var err error
+		s = Sample{}
+		if e, err = decodeBody(data, TypeSample, &s); err != nil {
+			return e, s, err
+		}
 	}
 	if err := s.Validate(); err != nil {
 		return e, s, err
@@ -249,9 +255,9 @@ func DecodeCommand(data []byte) (Envelope, Command, error) {
 		return e, c, err
 	}
 	switch {
-	case c.Op != OpSetLevel && c.Op != OpTrigger && c.Op != OpRollback:
-		err = fmt.Errorf("decode command: %w: op %q (want %s, %s or %s)", ErrMalformed, c.Op, OpSetLevel, OpTrigger, OpRollback)
-	case c.Op != OpRollback && !ValidID(c.Camera):
+	case c.Op != OpSetLevel && c.Op != OpTrigger && c.Op != OpRollback && c.Op != OpPromote:
+		err = fmt.Errorf("decode command: %w: op %q (want %s, %s, %s or %s)", ErrMalformed, c.Op, OpSetLevel, OpTrigger, OpRollback, OpPromote)
+	case c.Op != OpRollback && c.Op != OpPromote && !ValidID(c.Camera):
 		err = fmt.Errorf("decode command %s: %w: camera %q", c.Op, ErrMalformed, c.Camera)
 	case c.Op == OpSetLevel && c.Level == "":
 		err = fmt.Errorf("decode command %s: %w: no level", c.Op, ErrMalformed)

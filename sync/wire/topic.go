@@ -35,7 +35,7 @@ const (
 // Up reports whether the device publishes this kind.
 func (k Kind) Up() bool {
 	switch k {
-	case KindStatus, KindTelemetry, KindEvents, KindSamples, KindDecisions, KindModelState:
+	case KindStatus, KindTelemetry, KindEvents, KindSamples, KindDecisions, KindModelState, KindModelRequest:
 		return true
 	}
 	return false
@@ -47,7 +47,7 @@ func (k Kind) PerCamera() bool { return k == KindDecisions || k == KindTrigger }
 func (k Kind) known() bool {
 	switch k {
 	case KindStatus, KindTelemetry, KindEvents, KindSamples, KindDecisions, KindModelState,
-		KindCommand, KindConfig, KindAck, KindModelOffer, KindModelChunk, KindTrigger:
+		KindModelRequest, KindCommand, KindConfig, KindAck, KindModelOffer, KindModelChunk, KindTrigger:
 		return true
 	}
 	return false

@@ -53,6 +53,7 @@ func TestParseTopic(t *testing.T) {
 		{"linesight/v1/s/d/model/state", Address{Site: "s", Device: "d", Kind: KindModelState}, false},
 		{"linesight/v1/s/d/model/offer", Address{Site: "s", Device: "d", Kind: KindModelOffer}, false},
 		{"linesight/v1/s/d/model/chunk", Address{Site: "s", Device: "d", Kind: KindModelChunk}, false},
+		{"linesight/v1/s/d/model/request", Address{Site: "s", Device: "d", Kind: KindModelRequest}, false},
 		{"linesight/v1/s/d/cmd", Address{Site: "s", Device: "d", Kind: KindCommand}, false},
 		{"linesight/v1/s/d/config", Address{Site: "s", Device: "d", Kind: KindConfig}, false},
 		{"linesight/v1/s/d/ack", Address{Site: "s", Device: "d", Kind: KindAck}, false},
@@ -68,6 +69,16 @@ func TestParseTopic(t *testing.T) {
 		{"linesight/v1/s/#/status", Address{}, true},
 		{"linesight/v1//d/status", Address{}, true},
 		{"linesight/v1/s/d/c/x/decisions", Address{}, true},
+	}
+	for _, k := range []Kind{KindStatus, KindTelemetry, KindEvents, KindSamples, KindDecisions, KindModelState, KindModelRequest} {
+		if !k.Up() {
+			t.Errorf("%s should be an up-link kind", k)
+		}
+	}
+	for _, k := range []Kind{KindCommand, KindConfig, KindAck, KindModelOffer, KindModelChunk, KindTrigger} {
+		if k.Up() {
+			t.Errorf("%s should be a down-link kind", k)
+		}
 	}
 	for _, tt := range tests {
 		got, err := ParseTopic(tt.topic)

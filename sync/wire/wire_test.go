@@ -44,6 +44,7 @@ func TestGolden(t *testing.T) {
 		{"command-level", Envelope{Type: TypeCommand, Time: t0}, Command{Op: OpSetLevel, Camera: "cam1", Level: "assist", By: "fleet:maria", Reason: "drift"}},
 		{"command-trigger", Envelope{Type: TypeCommand, Time: t0}, Command{Op: OpTrigger, Camera: "cam1", PartID: "p-77", By: "fleet:maria"}},
 		{"command-rollback", Envelope{Type: TypeCommand, Time: t0}, Command{Op: OpRollback, By: "fleet:maria"}},
+		{"command-promote", Envelope{Type: TypeCommand, Time: t0}, Command{Op: OpPromote, By: "fleet:maria", Reason: "shadow looks good"}},
 		{"config", Envelope{Type: TypeConfig, Time: t0}, Config{Revision: 2, Settings: map[string]string{"policy.audit_sample": "0.02"}}},
 		{"ack", Envelope{Type: TypeAck, Time: t0}, Ack{IDs: []string{"label-x-l1", "decision-y"}, Rejected: []Rejected{{ID: "label-z-l1", Error: "sample: malformed message: class \"\""}}}},
 	}
