@@ -76,6 +76,29 @@ func MaxSize(typ string) int {
 // Encode marshals body into an envelope of type typ. It refuses to produce
 // a message over the type's size limit.
 func Encode(e Envelope, body any) ([]byte, error) {
+	var s *Sample
+	switch b := body.(type) {
+	case *Sample:
+		s = b
+	case Sample:
+		s = &b
+	}
+	if s != nil && s.Image != nil && len(s.Image.Data) > 0 {
+		if b, ok := encodeSample(e, s); ok {
+			if e.V == 0 {
+				e.V = Version
+			}
+			if len(b) > MaxSize(e.Type) {
+				return nil, fmt.Errorf("encode %s %s: %w (%d > %d bytes)", e.Type, e.ID, ErrTooLarge, len(b), MaxSize(e.Type))
+			}
+			return b, nil
+		}
+	}
+	return encodeGeneric(e, body)
+}
+
+// encodeGeneric is Encode with encoding/json alone.
+func encodeGeneric(e Envelope, body any) ([]byte, error) {
 	if e.V == 0 {
 		e.V = Version
 	}

@@ -46,6 +46,7 @@ func FuzzDecodeDecision(f *testing.F) {
 func FuzzDecodeSample(f *testing.F) {
 	seeds(f)
 	f.Fuzz(func(t *testing.T, b []byte) {
+		checkSameAsJSON(t, b)
 		e, s, err := DecodeSample(b)
 		if err != nil {
 			return
@@ -67,7 +68,7 @@ func FuzzDecodeCommand(f *testing.F) {
 	seeds(f)
 	f.Fuzz(func(t *testing.T, b []byte) {
 		_, c, err := DecodeCommand(b)
-		if err == nil && c.Op != OpRollback && !ValidID(c.Camera) {
+		if err == nil && c.Op != OpRollback && c.Op != OpPromote && !ValidID(c.Camera) {
 			t.Fatalf("accepted command with camera %q", c.Camera)
 		}
 	})
