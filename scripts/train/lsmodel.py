@@ -51,6 +51,59 @@ class TileNet(nn.Module):
         return cam.mean(dim=(2, 3)), cam
 
 
+class SegTileNet(nn.Module):
+    """TileNet's backbone with a segmentation head and a decision head.
+
+    The head (1x1 conv) gives per-cell class logits at S/16, trained on the
+    defect masks (a cell is its image's defect class where the mask touches
+    it, the good class elsewhere); it is the "cam" output the inspector
+    sees. The image logits come from a linear decision layer on the global
+    average and maximum of the last features and of the segmentation map, so
+    a small defect at the border counts as much as a large one in the
+    middle (global average pooling alone dilutes it)."""
+
+    def __init__(self, classes, width=16, dropout=0.2, plain=False):
+        super().__init__()
+        w = width
+        if plain:
+            # full-resolution first conv and 2x2 max pooling: a few-pixel
+            # blowhole survives the downsampling (a stride-2 conv samples past it)
+            mp = lambda: nn.MaxPool2d(2)  # noqa: E731
+            self.features = nn.Sequential(
+                cbr(1, w, 1), mp(),
+                cbr(w, 2 * w, 1), mp(),
+                cbr(2 * w, 4 * w, 1), mp(),
+                cbr(4 * w, 8 * w, 1), mp(),
+                cbr(8 * w, 8 * w, 1),
+            )
+        else:
+            self.features = nn.Sequential(
+                cbr(1, w, 2),
+                cbr(w, 2 * w, 2), cbr(2 * w, 2 * w, 1),
+                cbr(2 * w, 4 * w, 2), cbr(4 * w, 4 * w, 1),
+                cbr(4 * w, 8 * w, 2), cbr(8 * w, 8 * w, 1),
+            )
+        self.drop = nn.Dropout(dropout)
+        self.head = nn.Conv2d(8 * w, classes, 1)
+        self.fc = nn.Linear(16 * w + 2 * classes, classes)
+
+    def forward(self, x):
+        f = self.features(x)
+        cam = self.head(self.drop(f))
+        z = torch.cat([f.mean(dim=(2, 3)), f.amax(dim=(2, 3)), cam.mean(dim=(2, 3)), cam.amax(dim=(2, 3))], 1)
+        return self.fc(self.drop(z)), cam
+
+
+class PlainSegNet(SegTileNet):
+    """SegTileNet on a plain backbone: conv3x3+BN+ReLU then 2x2 max pooling, four times."""
+
+    def __init__(self, classes, width=16, dropout=0.2):
+        super().__init__(classes, width, dropout, plain=True)
+
+
+ARCHS = {"tilenet": TileNet, "segnet": SegTileNet, "plainseg": PlainSegNet}
+
+
 def standardise(x):
     m = x.mean(dim=(1, 2, 3), keepdim=True)
     v = ((x - m) ** 2).mean(dim=(1, 2, 3), keepdim=True)
@@ -87,6 +140,8 @@ def fuse(net):
     """A copy of net with every conv+BN folded into one conv (eval mode)."""
     net = copy.deepcopy(net).eval()
     for i, blk in enumerate(net.features):
+        if not isinstance(blk, nn.Sequential):
+            continue  # max pooling
         conv, bn, relu = blk[0], blk[1], blk[2]
         net.features[i] = nn.Sequential(torch.nn.utils.fusion.fuse_conv_bn_eval(conv, bn), relu)
     return net

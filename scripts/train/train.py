@@ -75,6 +75,22 @@ def parse_args(argv):
                    help="class balance: sqrt = sampling weights 1/sqrt(n) (classes drawn in proportion to sqrt(n)); "
                         "full = also loss weights 1/sqrt(n) (every class equally)")
     p.add_argument("--tta", action="store_true", help="test-time augmentation in the graph (4 flips)")
+    p.add_argument("--arch", choices=sorted(lsmodel.ARCHS), default="tilenet",
+                   help="tilenet: CAM head, logits = its global average; segnet: the same backbone with a "
+                        "segmentation head trained on the *_mask.* files (the cam output) and a decision layer on "
+                        "global average and max pooling; plainseg: segnet on a plain backbone (full-resolution "
+                        "first conv, 2x2 max pooling)")
+    p.add_argument("--resize", choices=["stretch", "letterbox"], default="stretch",
+                   help="stretch to SxS, or letterbox: keep the aspect ratio, pad with --pad")
+    p.add_argument("--pad", type=int, default=0, help="letterbox padding value (0..255; 0 keeps exposure gain a "
+                                                       "pure scale of the input, which the standardisation cancels)")
+    p.add_argument("--seg-weight", type=float, default=1.0, help="segnet: weight of the mask loss")
+    p.add_argument("--seg-pos-weight", type=float, default=4.0, help="segnet: weight of a defect cell against a good one")
+    p.add_argument("--defect-weight", type=float, default=0.0,
+                   help="extra loss -log(1-P(good)) on defective images, times this (escapes cost more than deferrals)")
+    p.add_argument("--folds", type=int, default=0,
+                   help="K >= 2: train K networks on K folds of train+val (stratified, seeded), calibrate the "
+                        "thresholds on their out-of-fold predictions, serve their ensemble")
     p.add_argument("--ensemble", type=int, default=1, help="networks averaged in the graph (seeds seed, seed+1, ...)")
     p.add_argument("--target-escape", type=float, default=0.01)
     p.add_argument("--target-false-reject", type=float, default=0.02)
@@ -91,6 +107,10 @@ def parse_args(argv):
             p.error("--%s must be in [0, 0.5)" % f.replace("_", "-"))
     if a.epochs < 1 or a.ensemble < 1 or a.batch < 2:
         p.error("--epochs and --ensemble must be >= 1, --batch >= 2")
+    if a.folds == 1 or a.folds < 0 or (a.folds and a.ensemble > 1):
+        p.error("--folds must be 0 or >= 2, and not with --ensemble")
+    if not 0 <= a.pad <= 255:
+        p.error("--pad must be in [0, 255]")
     return a
 
 
@@ -132,9 +152,15 @@ def split(files, classes, holdout, val_frac, test_frac, seed, max_per_class):
     return out
 
 
-def augment(x, gen):
-    """x: [B,1,S,S] float in [0,1]. Exposure, contrast, gamma, flips, rotation/scale, noise."""
+def augment(x, gen, extra=None):
+    """x: [B,1,S,S] float in [0,1]. Exposure, contrast, gamma, flips, rotation/scale, noise.
+
+    extra ([B,2,S,S]: defect mask, content), when given, gets the same
+    geometric transforms and is returned too; the padding outside the content
+    stays 0 through the photometric ones."""
     b = x.shape[0]
+    if extra is not None:
+        x = torch.cat([x, extra], 1)
     r = lambda *s: torch.rand(*s, generator=gen)  # noqa: E731
     # flips
     fh = r(b) < 0.5
@@ -154,7 +180,8 @@ def augment(x, gen):
     # cracks.
     geo = (r(b) < 0.3).view(-1, 1, 1, 1)
     x = torch.where(geo, F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False), x)
-    # exposure: gain (with saturation), gamma, contrast about the mean
+    if extra is not None:
+        x, extra = x[:, :1], (x[:, 1:] > 0.5).float()    # exposure: gain (with saturation), gamma, contrast about the mean
     gain = torch.exp((r(b) * 2 - 1) * math.log(1.8)).view(-1, 1, 1, 1)
     x = (x * gain).clamp(0, 1)
     gamma = torch.exp((r(b) * 2 - 1) * math.log(1.3)).view(-1, 1, 1, 1)
@@ -165,13 +192,19 @@ def augment(x, gen):
     # sensor noise and 8-bit quantisation
     sig = (r(b) * 0.01).view(-1, 1, 1, 1)
     x = (x + sig * torch.randn(x.shape, generator=gen)).clamp(0, 1)
-    return torch.round(x * 255) / 255
+    x = torch.round(x * 255) / 255
+    if extra is None:
+        return x
+    return x * extra[:, 1:2], extra
 
 
-def train_one(args, seed, X, y, k, class_w, progress_prefix):
+def train_one(args, seed, X, y, k, class_w, progress_prefix, M=None, C=None, good_idx=(0,)):
     torch.manual_seed(seed)
     gen = torch.Generator().manual_seed(seed)
-    net = lsmodel.TileNet(k, args.width)
+    net = lsmodel.ARCHS[args.arch](k, args.width)
+    seg = args.arch in ("segnet", "plainseg") and M is not None
+    is_good_cls = torch.zeros(k, dtype=torch.bool)
+    is_good_cls[list(good_idx)] = True
     opt = torch.optim.AdamW(net.parameters(), lr=args.lr, weight_decay=args.weight_decay)
     steps_per_epoch = max(1, (args.samples_per_epoch or len(X)) // args.batch)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=args.lr, total_steps=args.epochs * steps_per_epoch,
@@ -181,6 +214,8 @@ def train_one(args, seed, X, y, k, class_w, progress_prefix):
     loss_w = torch.tensor(class_w, dtype=torch.float32)
     Xt = torch.from_numpy(X)
     yt = torch.from_numpy(y).long()
+    if seg:
+        Et = torch.from_numpy(np.stack([M, C], 1))
     tty = sys.stdout.isatty()
     for ep in range(args.epochs):
         net.train()
@@ -190,10 +225,26 @@ def train_one(args, seed, X, y, k, class_w, progress_prefix):
         for s in range(steps_per_epoch):
             bi = idx[s * args.batch:(s + 1) * args.batch]
             xb = Xt[bi].unsqueeze(1).float() / 255
-            xb = lsmodel.standardise(augment(xb, gen))
             yb = yt[bi]
-            logits, _ = net(xb)
+            if seg:
+                xb, eb = augment(xb, gen, Et[bi].float())
+                xb = lsmodel.standardise(xb)
+            else:
+                xb = lsmodel.standardise(augment(xb, gen))
+            logits, cam = net(xb)
             loss = F.cross_entropy(logits, yb, weight=loss_w if args.balance == "full" else None)
+            if seg:
+                cells = F.adaptive_max_pool2d(eb[:, :1], cam.shape[2:])[:, 0] > 0.5
+                defect = ~is_good_cls[yb]
+                tgt = torch.where(cells & defect.view(-1, 1, 1), yb.view(-1, 1, 1), torch.full_like(yb.view(-1, 1, 1), good_idx[0]))
+                pw = torch.where(tgt == good_idx[0], torch.ones(()), torch.full((), args.seg_pos_weight))
+                sl = F.cross_entropy(cam, tgt, reduction="none")
+                loss = loss + args.seg_weight * (sl * pw).sum() / pw.sum()
+            if args.defect_weight > 0:
+                defect = ~is_good_cls[yb]
+                if defect.any():
+                    pg = torch.softmax(logits, 1)[:, is_good_cls].sum(1)
+                    loss = loss + args.defect_weight * (-torch.log1p(-pg[defect].clamp(max=1 - 1e-6))).sum() / len(yb)
             opt.zero_grad()
             loss.backward()
             opt.step()
@@ -237,16 +288,19 @@ def evaluate(labels, good_idx, logits, y, pass_t=None, reject_t=None, args=None)
 
 
 def write_package(d, args, labels, good, size, precision, onnx_path, metrics, rates_, pass_t, reject_t, nval,
-                  reference, training, conf_dist):
+                  reference, training, conf_dist, calib_split="val"):
     os.makedirs(d, exist_ok=True)
     dst = os.path.join(d, "model.onnx")
     if os.path.abspath(onnx_path) != os.path.abspath(dst):
         shutil.move(onnx_path, dst)
     ref = dict(reference)
     ref["confidence"] = conf_dist
-    desc = args.description or ("LineSight tile classifier (%s, %dx%d gray, per-image standardisation in the graph%s%s)"
-                                 % (precision, size, size, ", 4-flip TTA" if args.tta else "",
-                                    ", ensemble of %d" % args.ensemble if args.ensemble > 1 else ""))
+    nnets = args.folds or args.ensemble
+    desc = args.description or ("LineSight tile classifier (%s, %dx%d gray%s, per-image standardisation in the graph%s%s%s)"
+                                 % (precision, size, size, "" if args.resize == "stretch" else " " + args.resize,
+                                    ", mask-supervised segmentation head" if args.arch in ("segnet", "plainseg") else "",
+                                    ", 4-flip TTA" if args.tta else "",
+                                    ", ensemble of %d" % nnets if nnets > 1 else ""))
     m = {
         "format": 1,
         "name": args.name,
@@ -258,21 +312,23 @@ def write_package(d, args, labels, good, size, precision, onnx_path, metrics, ra
         "model": {"file": "model.onnx", "sha256": lsdata.sha256_file(dst), "precision": precision,
                   "opset": lsmodel.OPSET},
         "input": {"name": "input", "shape": [-1, 1, size, size], "layout": "nchw", "channels": "gray",
-                  "resize": "stretch", "interpolation": "linear", "scale": 1 / 255.0},
+                  "resize": args.resize, "interpolation": "linear", "scale": 1 / 255.0},
         "outputs": [{"name": "logits", "role": "logits"}, {"name": "cam", "role": "heatmap"}],
         "labels": labels,
         "good_labels": good,
         "thresholds": {
             "pass": pass_t, "reject": reject_t,
-            "calibration": {"split": "val", "images": nval, "target_escape_rate": args.target_escape,
+            "calibration": {"split": calib_split, "images": nval, "target_escape_rate": args.target_escape,
                             "target_false_reject_rate": args.target_false_reject,
                             "automation_rate": rates_["automation_rate"], "escape_rate": rates_["escape_rate"],
                             "false_reject_rate": rates_["false_reject_rate"]},
         },
         "reference": ref,
         "training": training,
-        "metrics": dict(metrics, split="val", images=nval),
+        "metrics": dict(metrics, split=calib_split, images=nval),
     }
+    if args.resize == "letterbox":
+        m["input"]["pad_value"] = args.pad
     with open(os.path.join(d, "manifest.json"), "w") as f:
         json.dump(m, f, indent=2)
         f.write("\n")
@@ -304,8 +360,12 @@ def main(argv=None):
                                                            for c in classes),
             ", ".join("%s %d" % (k, len(v)) for k, v in parts.items())))
         everything = sorted(set(used) | {f for k, v in parts.items() if k not in ("train", "val", "test") for f in v})
-        imgs, stats = lsdata.load(args.data, everything, args.size,
-                                  progress=None if args.quiet else lambda i, n: log("  read %d/%d" % (i, n)))
+        seg = args.arch in ("segnet", "plainseg")
+        loaded = lsdata.load(args.data, everything, args.size,
+                             progress=None if args.quiet else lambda i, n: log("  read %d/%d" % (i, n)),
+                             mode=args.resize, pad=args.pad, masks=seg)
+        imgs, stats = loaded[0], loaded[1]
+        masks, contents = (loaded[2], loaded[3]) if seg else (None, None)
     except lsdata.DatasetError as e:
         print("train: %s" % e, file=sys.stderr)
         return 2
@@ -319,9 +379,26 @@ def main(argv=None):
         return imgs[[index[f] for f in fs]] if fs else np.zeros((0, args.size, args.size), np.uint8), \
             np.array([lab[c] for _, c in fs], np.int64)
 
+    if args.folds:
+        # k-fold over train+val: the test and hold-out splits stay as they are
+        parts["train"] = sorted(parts["train"] + parts["val"])
+        parts["val"] = []
     Xtr, ytr = arrays("train")
     Xva, yva = arrays("val")
-    if len(Xva) == 0:
+    sel = [index[f] for f in parts["train"]]
+    Mtr = masks[sel] if masks is not None else None
+    Ctr = contents[sel] if contents is not None else None
+    calib_split = "val"
+    if args.folds:
+        frng = random.Random(args.seed)
+        fold = np.zeros(len(ytr), np.int64)
+        for c in range(len(labels)):
+            ii = [i for i in range(len(ytr)) if ytr[i] == c]
+            frng.shuffle(ii)
+            for j, i in enumerate(ii):
+                fold[i] = j % args.folds
+        calib_split = "out-of-fold (%d folds of train+val)" % args.folds
+    elif len(Xva) == 0:
         log("warning: no validation split (--val-frac 0): thresholds are calibrated on the training images")
         Xva, yva = Xtr, ytr
     counts = np.bincount(ytr, minlength=len(labels)).astype(np.float64)
@@ -330,19 +407,33 @@ def main(argv=None):
 
     # 2. training
     log("training %d network(s) on %d images at %dx%d, width %d, %d epochs, %d threads" % (
-        args.ensemble, len(Xtr), args.size, args.size, args.width, args.epochs, args.threads))
+        args.folds or args.ensemble, len(Xtr), args.size, args.size, args.width, args.epochs, args.threads))
     nets = []
-    for e in range(args.ensemble):
-        nets.append(train_one(args, args.seed + e, Xtr, ytr, len(labels), class_w,
-                              "[net %d/%d]" % (e + 1, args.ensemble)))
+    if args.folds:
+        oof = None
+        for e in range(args.folds):
+            tr = fold != e
+            net = train_one(args, args.seed + e, Xtr[tr], ytr[tr], len(labels), class_w,
+                            "[fold %d/%d]" % (e + 1, args.folds), None if Mtr is None else Mtr[tr],
+                            None if Ctr is None else Ctr[tr], good_idx)
+            nets.append(net)
+            lo = predict(lsmodel.Serving([net], args.tta).eval(), Xtr[~tr])
+            if oof is None:
+                oof = torch.zeros(len(ytr), lo.shape[1])
+            oof[torch.from_numpy(~tr)] = lo
+        Xva, yva = Xtr, ytr
+    else:
+        for e in range(args.ensemble):
+            nets.append(train_one(args, args.seed + e, Xtr, ytr, len(labels), class_w,
+                                  "[net %d/%d]" % (e + 1, args.ensemble), Mtr, Ctr, good_idx))
     train_s = time.time() - t_start
     serving = lsmodel.Serving(nets, args.tta).eval()
 
     # 3. calibration and validation metrics (fp32)
-    lv = predict(serving, Xva)
+    lv = oof if args.folds else predict(serving, Xva)
     metrics, rates_, pass_t, reject_t, prob = evaluate(labels, good_idx, lv, yva, args=args)
-    log("val (fp32, %d images): accuracy %.4f  macro F1 %.4f  AUROC %.4f" % (
-        len(yva), metrics["accuracy"], metrics["macro_f1"], metrics["auroc"]))
+    log("%s (fp32, %d images): accuracy %.4f  macro F1 %.4f  AUROC %.4f" % (
+        calib_split, len(yva), metrics["accuracy"], metrics["macro_f1"], metrics["auroc"]))
     log("thresholds: pass %.6f  reject %.6f -> automation %.4f  escape %.4f  false reject %.4f" % (
         pass_t, reject_t, rates_["automation_rate"], rates_["escape_rate"], rates_["false_reject_rate"]))
 
@@ -379,12 +470,33 @@ def main(argv=None):
             "train_seconds": "%.0f" % train_s,
         },
     }
+    # options beyond the original recipe are recorded only when used, so the
+    # built-in model's manifest stays what `make model` has always written
+    ex = training["extra"]
+    if args.arch in ("segnet", "plainseg"):
+        ex["architecture"] = ("%s width %d (%s; 1x1 segmentation head at S/16 trained on the "
+                              "defect masks, weight %g, defect cells x%g: the cam output; linear decision layer on "
+                              "global average+max of features and map)" % (
+                                  "SegTileNet" if args.arch == "segnet" else "PlainSegNet", args.width,
+                                  "TileNet backbone" if args.arch == "segnet" else
+                                  "backbone of 5 conv3x3+BN+ReLU, 2x2 max pooling after the first 4", args.seg_weight,
+                                                                          args.seg_pos_weight))
+    if args.resize != "stretch":
+        ex["resize"] = "%s, pad %d" % (args.resize, args.pad)
+    if args.defect_weight:
+        ex["defect_weight"] = "%g x -log(1-P(good)) on defective images" % args.defect_weight
+    if args.folds:
+        ex["ensemble"] = "%d fold networks" % args.folds
+        ex["folds"] = ("%d stratified folds of train+val (seed %d); network k trained without fold k with seed "
+                       "seed+k; thresholds calibrated on the out-of-fold predictions, each image scored by the "
+                       "one network that did not train on it" % (args.folds, args.seed))
+        training["epochs"] = args.epochs
     conf = lsdata.distribution(prob.max(1), conf_edges)
     tmp = os.path.join(out, ".model-fp32.onnx")
     fused = lsmodel.Serving([lsmodel.fuse(n) for n in nets], args.tta).eval()
     lsmodel.export_fp32(fused, args.size, tmp)
     write_package(out, args, labels, good, args.size, "fp32", tmp, metrics, rates_, pass_t, reject_t, len(yva),
-                  reference, training, conf)
+                  reference, training, conf, calib_split)
     log("wrote %s (fp32, %d bytes)" % (os.path.join(out, "model.onnx"), os.path.getsize(os.path.join(out, "model.onnx"))))
 
     if not args.no_int8:
@@ -397,16 +509,26 @@ def main(argv=None):
         tmp8 = os.path.join(d8, ".model-int8.onnx")
         lsmodel.quantize_qdq(os.path.join(out, "model.onnx"), ranges, tmp8)
         xva = torch.from_numpy(Xva).unsqueeze(1).float() / 255
-        lq, _ = lsmodel.fake_quant_forward(fused, ranges, xva)
+        if args.folds:
+            # each fold's int8 network on its own out-of-fold images
+            lq = torch.zeros(len(yva), len(labels))
+            for e in range(args.folds):
+                pre = "nets.%d." % e
+                r1 = {"nets.0." + k[len(pre):]: v for k, v in ranges.items() if k.startswith(pre)}
+                f1 = lsmodel.Serving([lsmodel.fuse(nets[e])], args.tta).eval()
+                sel_e = torch.from_numpy(fold == e)
+                lq[sel_e] = lsmodel.fake_quant_forward(f1, r1, xva[sel_e])[0]
+        else:
+            lq, _ = lsmodel.fake_quant_forward(fused, ranges, xva)
         m8, r8, p8, j8, prob8 = evaluate(labels, good_idx, lq, yva, args=args)
-        log("val (int8 simulated): accuracy %.4f  thresholds pass %.6f reject %.6f -> automation %.4f  escape %.4f"
-            "  false reject %.4f" % (m8["accuracy"], p8, j8, r8["automation_rate"], r8["escape_rate"],
+        log("%s (int8 simulated): accuracy %.4f  thresholds pass %.6f reject %.6f -> automation %.4f  escape %.4f"
+            "  false reject %.4f" % (calib_split, m8["accuracy"], p8, j8, r8["automation_rate"], r8["escape_rate"],
                                       r8["false_reject_rate"]))
         t8 = dict(training, extra=dict(training["extra"], int8="static QDQ: per-channel int8 weights, uint8 "
                                                                 "activations calibrated (min/max) on %d training "
                                                                 "images; int32 biases" % len(cal)))
         write_package(d8, args, labels, good, args.size, "int8", tmp8, m8, r8, p8, j8, len(yva), reference, t8,
-                      lsdata.distribution(prob8.max(1), conf_edges))
+                      lsdata.distribution(prob8.max(1), conf_edges), calib_split)
         log("wrote %s (int8, %d bytes)" % (os.path.join(d8, "model.onnx"), os.path.getsize(os.path.join(d8, "model.onnx"))))
 
     # 5. the split, and folders of the held-out files for `linesight model eval`
