@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"fmt"
 	"log/slog"
+	"sync"
 
 	mqtt "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/hooks/auth"
@@ -29,6 +30,7 @@ type Broker struct {
 	srv  *mqtt.Server
 	addr string
 	done chan error
+	gate *gate
 }
 
 // Open starts a broker listening on o.Listen.
@@ -38,7 +40,8 @@ func Open(o Options) (*Broker, error) {
 		log = slog.New(slog.DiscardHandler)
 	}
 	// mochi logs every connection at info; keep only its warnings and errors.
-	quiet := slog.New(minLevel{Handler: log.Handler(), min: slog.LevelWarn}).With("component", "broker")
+	g := new(gate)
+	quiet := slog.New(minLevel{Handler: log.Handler(), min: slog.LevelWarn, gate: g}).With("component", "broker")
 	srv := mqtt.New(&mqtt.Options{InlineClient: true, Logger: quiet})
 	var hook mqtt.Hook = new(auth.AllowHook)
 	if o.Auth != nil {
@@ -51,7 +54,7 @@ func Open(o Options) (*Broker, error) {
 	if err := srv.AddListener(tcp); err != nil {
 		return nil, fmt.Errorf("broker listen on %s: %w", o.Listen, err)
 	}
-	b := &Broker{srv: srv, addr: tcp.Address(), done: make(chan error, 1)}
+	b := &Broker{srv: srv, addr: tcp.Address(), done: make(chan error, 1), gate: g}
 	go func() { b.done <- srv.Serve() }()
 	return b, nil
 }
@@ -67,16 +70,39 @@ func (b *Broker) Server() *mqtt.Server { return b.srv }
 
 // Close disconnects every client and stops listening.
 func (b *Broker) Close() error {
-	if err := b.srv.Close(); err != nil {
+	err := b.srv.Close()
+	// mochi's connection goroutines may still log a connection's end after
+	// Close returns: nothing is logged once Close is done (the caller may
+	// close or read what the logger writes to).
+	b.gate.mu.Lock()
+	b.gate.closed = true
+	b.gate.mu.Unlock()
+	if err != nil {
 		return fmt.Errorf("close broker: %w", err)
 	}
 	return nil
 }
 
-// minLevel drops records below min.
+// gate stops the broker's log once it is closed.
+type gate struct {
+	mu     sync.RWMutex
+	closed bool
+}
+
+// minLevel drops records below min, and every record once the gate is closed.
 type minLevel struct {
 	slog.Handler
-	min slog.Level
+	min  slog.Level
+	gate *gate
+}
+
+func (h minLevel) Handle(ctx context.Context, r slog.Record) error {
+	h.gate.mu.RLock()
+	defer h.gate.mu.RUnlock()
+	if h.gate.closed {
+		return nil
+	}
+	return h.Handler.Handle(ctx, r)
 }
 
 func (h minLevel) Enabled(ctx context.Context, l slog.Level) bool {
@@ -84,9 +110,9 @@ func (h minLevel) Enabled(ctx context.Context, l slog.Level) bool {
 }
 
 func (h minLevel) WithAttrs(as []slog.Attr) slog.Handler {
-	return minLevel{Handler: h.Handler.WithAttrs(as), min: h.min}
+	return minLevel{Handler: h.Handler.WithAttrs(as), min: h.min, gate: h.gate}
 }
 
 func (h minLevel) WithGroup(name string) slog.Handler {
-	return minLevel{Handler: h.Handler.WithGroup(name), min: h.min}
+	return minLevel{Handler: h.Handler.WithGroup(name), min: h.min, gate: h.gate}
 }

@@ -86,6 +86,10 @@ type Collector struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 	in     chan struct{}
+	// writes carries decoded samples from the worker to the writer, which
+	// makes them durable and acknowledges them while the worker decodes
+	// the next messages.
+	writes chan sampleBatch
 
 	mu      sync.Mutex
 	queue   []paho.Message
@@ -118,7 +122,8 @@ func OpenCollector(ctx context.Context, o CollectorOptions) (*Collector, error) 
 	if err != nil {
 		return nil, err
 	}
-	c := &Collector{o: o, log: o.Logger.With("component", "collector"), ds: ds, in: make(chan struct{}, 1), devices: map[string]*Device{}}
+	c := &Collector{o: o, log: o.Logger.With("component", "collector"), ds: ds, in: make(chan struct{}, 1),
+		writes: make(chan sampleBatch, 2), devices: map[string]*Device{}}
 	c.ctx, c.cancel = context.WithCancel(context.WithoutCancel(ctx))
 	po := paho.NewClientOptions().AddBroker(o.Broker).SetClientID(o.ClientID).
 		SetCleanSession(false).SetStore(newCopyStore()).SetAutoReconnect(true).SetConnectRetry(true).
@@ -138,8 +143,9 @@ func OpenCollector(ctx context.Context, o CollectorOptions) (*Collector, error) 
 		po.SetTLSConfig(tc)
 	}
 	c.cli = paho.NewClient(po)
-	c.wg.Add(1)
+	c.wg.Add(2)
 	go func() { defer c.wg.Done(); c.work() }()
+	go func() { defer c.wg.Done(); c.write() }()
 	tok := c.cli.Connect()
 	if !tok.WaitTimeout(o.ConnectTimeout) || tok.Error() != nil || !c.cli.IsConnectionOpen() {
 		c.Close()
@@ -263,8 +269,9 @@ func (c *Collector) work() {
 
 type ackKey struct{ site, device string }
 
-// process handles one batch: registry updates, samples written with one
-// manifest fsync, then one ack per device.
+// process handles one batch: registry updates and acks for what needs no
+// dataset; samples go to the writer (see write), which acks them once
+// they are durable.
 func (c *Collector) process(batch []paho.Message) {
 	now := time.Now()
 	acks := map[ackKey]*wire.Ack{}
@@ -357,20 +364,66 @@ func (c *Collector) process(batch []paho.Message) {
 			}
 		}
 	}
+	c.publishAcks(acks, now)
 	if len(samples) > 0 {
-		n, err := c.ds.Write(samples, now)
-		if err != nil {
-			// nothing acknowledged: the devices send them again
-			c.log.Error("dataset write failed; samples will be redelivered", "n", len(samples), "err", err)
-		} else {
-			c.samples.Add(uint64(n))
-			c.dups.Add(uint64(len(samples) - n))
-			for i, s := range samples {
-				ack(sampleAddr[i], s.ID, nil)
-			}
-			c.maybeRetrain(n)
+		select {
+		case c.writes <- sampleBatch{samples: samples, addr: sampleAddr, at: now}:
+		case <-c.ctx.Done(): // not acknowledged: the devices send them again
 		}
 	}
+}
+
+// sampleBatch is decoded samples on their way to the dataset.
+type sampleBatch struct {
+	samples []Incoming
+	addr    []wire.Address
+	at      time.Time
+}
+
+// write is the writer goroutine: it takes every batch the worker has
+// decoded so far, writes them with one sync (Dataset.Write) and then
+// acknowledges them, so that the disk's sync time is shared by everything
+// that arrived meanwhile and decoding goes on during it.
+func (c *Collector) write() {
+	for {
+		var b sampleBatch
+		select {
+		case <-c.ctx.Done():
+			return
+		case b = <-c.writes:
+		}
+	more:
+		for len(b.samples) < 4*c.o.BatchMax {
+			select {
+			case nb := <-c.writes:
+				b.samples, b.addr = append(b.samples, nb.samples...), append(b.addr, nb.addr...)
+			default:
+				break more
+			}
+		}
+		n, err := c.ds.Write(b.samples, b.at)
+		if err != nil {
+			// nothing acknowledged: the devices send them again
+			c.log.Error("dataset write failed; samples will be redelivered", "n", len(b.samples), "err", err)
+			continue
+		}
+		c.samples.Add(uint64(n))
+		c.dups.Add(uint64(len(b.samples) - n))
+		acks := map[ackKey]*wire.Ack{}
+		for i, s := range b.samples {
+			k := ackKey{b.addr[i].Site, b.addr[i].Device}
+			if acks[k] == nil {
+				acks[k] = &wire.Ack{}
+			}
+			acks[k].IDs = append(acks[k].IDs, s.ID)
+		}
+		c.publishAcks(acks, time.Now())
+		c.maybeRetrain(n)
+	}
+}
+
+// publishAcks sends one ack message per device (QoS 1, not waiting).
+func (c *Collector) publishAcks(acks map[ackKey]*wire.Ack, now time.Time) {
 	for k, a := range acks {
 		b, err := wire.Encode(wire.Envelope{Type: wire.TypeAck, Time: now.UTC()}, a)
 		if err != nil {

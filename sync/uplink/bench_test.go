@@ -3,6 +3,8 @@ package uplink_test
 import (
 	"math/rand"
 	"path/filepath"
+	"runtime"
+	"syscall"
 	"testing"
 	"time"
 
@@ -27,13 +29,28 @@ func BenchmarkDrain(b *testing.B) {
 	defer col.Close()
 	b.SetBytes(50 << 10)
 	b.ResetTimer()
-	start := time.Now()
+	start, cpu0 := time.Now(), cpuTime(b)
 	u := openUplink(b, br.URL(), st, func(o *uplink.Options) { o.DrainRate = 1e6; o.Window = 512; o.PollEvery = 5 * time.Millisecond })
 	defer u.Close()
 	for outboxLen(b, st) > 0 {
 		time.Sleep(2 * time.Millisecond)
 	}
-	b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "samples/s")
+	wall, cpu := time.Since(start), cpuTime(b)-cpu0
+	b.ReportMetric(float64(b.N)/wall.Seconds(), "samples/s")
+	// CPU of this process (uplink, broker and collector) per sample, and
+	// the share of the available CPUs it used: near 1 means CPU-bound,
+	// well under 1 means something waits.
+	b.ReportMetric(float64(cpu.Microseconds())/float64(b.N), "cpu-µs/sample")
+	b.ReportMetric(cpu.Seconds()/wall.Seconds()/float64(runtime.GOMAXPROCS(0)), "cpu-share")
 	b.Logf("uplink %+v collector %+v", u.Stats(), col.Stats())
 	b.StopTimer()
+}
+
+// cpuTime is the user and system CPU time of this process so far.
+func cpuTime(b *testing.B) time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		b.Fatal(err)
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }

@@ -18,6 +18,11 @@ func (u *Uplink) drain() {
 	var (
 		after    uint64
 		inflight = map[string]time.Time{}
+		// progress is when the collector last acknowledged something: an
+		// entry is overdue when AckTimeout passed both since it was sent
+		// and since then, so a slow collector working through a full window
+		// is waited for, while a lost message (no acks at all) is resent.
+		progress = time.Now()
 		lim      = newLimiter(u.o.DrainRate)
 		poll     = time.NewTicker(u.o.PollEvery)
 	)
@@ -56,16 +61,18 @@ func (u *Uplink) drain() {
 				continue // the ids will be acked again on redelivery
 			}
 			u.acked.Add(uint64(n))
+			progress = time.Now()
 			for _, id := range ids {
 				delete(inflight, id)
 			}
 		}
 		if u.reconnected.Swap(false) {
 			restart("reconnected")
+			progress = time.Now()
 		}
 		now := time.Now()
 		for _, at := range inflight {
-			if now.Sub(at) > u.o.AckTimeout {
+			if now.Sub(at) > u.o.AckTimeout && now.Sub(progress) > u.o.AckTimeout {
 				restart("ack timeout")
 				break
 			}

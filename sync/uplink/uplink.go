@@ -111,7 +111,8 @@ type Options struct {
 	DrainRate float64
 	// Window caps entries published but not yet acknowledged (default 256).
 	Window int
-	// AckTimeout: un-acknowledged entries are sent again after it (default 30s).
+	// AckTimeout: un-acknowledged entries are sent again once it has passed
+	// since they were sent and since the collector's last ack (default 30s).
 	AckTimeout time.Duration
 	// PollEvery is how often the outbox is checked for new entries (default 100ms).
 	PollEvery time.Duration
