@@ -25,12 +25,18 @@
 //
 //	meta         schema_version; counters n/... and del/<cause>/<what> (8-byte big-endian)
 //	inspections  ID → Inspection (JSON)
-//	queue        ID → QueueItem (JSON, with the lease)
+//	queue        ID → QueueItem (JSON; its lease fields are filled from memory)
 //	labels       inspection ID → current Label (JSON; a correction keeps the one it replaced)
 //	outbox       8-byte sequence → OutboxEntry (JSON); the bucket sequence never repeats
 //	outbox_id    entry ID → sequence (Ack by ID)
 //	pending_ref  inspection ID, 0, sequence → kind (what is unsynced about an inspection)
 //	images       inspection ID → image size
+//
+// Leases (who is looking at a review item, until when) are kept in memory,
+// not in the file: they are advisory and last minutes, so Next, Claim and
+// Release cost no commit and no fsync, and a restart frees them all. Next and
+// Claim re-read the queue after claiming, so an item labelled meanwhile is
+// never handed out.
 //
 // Images live in <path>.images/<YYYYMMDD>/<ID>.jpg (UTC day of the ID).
 //

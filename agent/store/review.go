@@ -73,6 +73,30 @@ type LabelInput struct {
 	Note   string
 }
 
+// lease is an inspector's hold on a review item (in memory; see Store).
+type lease struct {
+	by    string
+	until time.Time
+}
+
+// withLease fills q's lease fields from the lease table; leaseMu is held.
+func (s *Store) withLease(q QueueItem, now time.Time) QueueItem {
+	q.LeaseBy, q.LeaseUntil = "", time.Time{}
+	if l, ok := s.leases[q.ID]; ok && now.Before(l.until) {
+		q.LeaseBy, q.LeaseUntil = l.by, l.until
+	}
+	return q
+}
+
+// pruneLeases drops expired leases; leaseMu is held.
+func (s *Store) pruneLeases(now time.Time) {
+	for id, l := range s.leases {
+		if !now.Before(l.until) {
+			delete(s.leases, id)
+		}
+	}
+}
+
 // Queue lists up to limit queue items matching f, oldest first, with their
 // leases. It is a read: use Next or Claim to take one.
 func (s *Store) Queue(f QueueFilter, limit int) ([]QueueItem, error) {
@@ -93,6 +117,12 @@ func (s *Store) Queue(f QueueFilter, limit int) ([]QueueItem, error) {
 	if err != nil {
 		return nil, fmt.Errorf("queue: %w", err)
 	}
+	now := s.opts.Now()
+	s.leaseMu.Lock()
+	for i := range out {
+		out[i] = s.withLease(out[i], now)
+	}
+	s.leaseMu.Unlock()
 	return out, nil
 }
 
@@ -100,6 +130,7 @@ func (s *Store) Queue(f QueueFilter, limit int) ([]QueueItem, error) {
 // leased to by, or whose lease expired) to inspector by for leaseFor (0:
 // Options.LeaseFor), and returns it with its inspection. Two inspectors
 // calling Next at once get different items. ErrQueueEmpty when none is free.
+// Leases are held in memory (no commit, no fsync) and end with the process.
 func (s *Store) Next(ctx context.Context, by string, f QueueFilter, leaseFor time.Duration) (QueueItem, *Inspection, error) {
 	if by == "" {
 		return QueueItem{}, nil, fmt.Errorf("next: %w: empty inspector", ErrInvalid)
@@ -107,36 +138,88 @@ func (s *Store) Next(ctx context.Context, by string, f QueueFilter, leaseFor tim
 	if leaseFor <= 0 {
 		leaseFor = s.opts.LeaseFor
 	}
-	var item QueueItem
-	var in *Inspection
-	err := s.submit(ctx, func(w *wtx) error {
-		b := w.tx.Bucket(bQueue)
-		c := b.Cursor()
-		for k, v := c.First(); k != nil; k, v = c.Next() {
-			var q QueueItem
-			if err := json.Unmarshal(v, &q); err != nil {
-				return fmt.Errorf("decode queue %s: %w", k, err)
-			}
-			if !f.match(q) || q.leasedToOther(by, w.now) {
-				continue
-			}
-			rec, err := getInspection(w.tx, q.ID)
-			if err != nil {
-				return fmt.Errorf("queue item %s: %w", q.ID, err)
-			}
-			q.LeaseBy, q.LeaseUntil = by, w.now.Add(leaseFor)
-			if err := putJSON(b, []byte(q.ID), q); err != nil {
-				return err
-			}
-			item, in = q, rec
-			return nil
-		}
-		return ErrQueueEmpty
-	})
-	if err != nil {
+	if err := s.open(ctx); err != nil {
 		return QueueItem{}, nil, fmt.Errorf("next for %s: %w", by, err)
 	}
-	return item, in, nil
+	var item QueueItem
+	var in *Inspection
+	now := s.opts.Now()
+	s.leaseMu.Lock()
+	if len(s.leases) > 1024 {
+		s.pruneLeases(now)
+	}
+	s.leaseMu.Unlock()
+	// take claims q for by if it is free; the lock is held only for that.
+	take := func(q *QueueItem) bool {
+		s.leaseMu.Lock()
+		defer s.leaseMu.Unlock()
+		*q = s.withLease(*q, now)
+		if q.leasedToOther(by, now) {
+			return false
+		}
+		q.LeaseBy, q.LeaseUntil = by, now.Add(leaseFor)
+		s.leases[q.ID] = lease{by: by, until: q.LeaseUntil}
+		return true
+	}
+	// Candidates are read in pages; each is claimed in memory, then checked
+	// again in a fresh read, since a label may have committed after the
+	// page was read (a labelled item's lease is dropped after its commit).
+	var after []byte
+	for {
+		var page []QueueItem
+		err := s.view(func(tx *bolt.Tx) error {
+			c := tx.Bucket(bQueue).Cursor()
+			k, v := c.First()
+			if after != nil {
+				k, v = c.Seek(after)
+				if k != nil && string(k) == string(after) {
+					k, v = c.Next()
+				}
+			}
+			for ; k != nil && len(page) < 64; k, v = c.Next() {
+				var q QueueItem
+				if err := json.Unmarshal(v, &q); err != nil {
+					return fmt.Errorf("decode queue %s: %w", k, err)
+				}
+				if f.match(q) {
+					page = append(page, q)
+				}
+				after = append(after[:0], k...)
+			}
+			return nil
+		})
+		if err != nil {
+			return QueueItem{}, nil, fmt.Errorf("next for %s: %w", by, err)
+		}
+		if len(page) == 0 {
+			return QueueItem{}, nil, fmt.Errorf("next for %s: %w", by, ErrQueueEmpty)
+		}
+		for _, q := range page {
+			if !take(&q) {
+				continue
+			}
+			var rec *Inspection
+			still := false
+			err := s.view(func(tx *bolt.Tx) error {
+				if tx.Bucket(bQueue).Get([]byte(q.ID)) == nil {
+					return nil
+				}
+				still = true
+				var err error
+				rec, err = getInspection(tx, q.ID)
+				return err
+			})
+			if err != nil || !still {
+				s.dropLease(q.ID)
+				if err != nil {
+					return QueueItem{}, nil, fmt.Errorf("next for %s: queue item %s: %w", by, q.ID, err)
+				}
+				continue
+			}
+			item, in = q, rec
+			return item, in, nil
+		}
+	}
 }
 
 // Claim leases one queue item to by (renewing a lease by already holds).
@@ -146,19 +229,40 @@ func (s *Store) Claim(ctx context.Context, id, by string, leaseFor time.Duration
 	if leaseFor <= 0 {
 		leaseFor = s.opts.LeaseFor
 	}
+	if by == "" {
+		return QueueItem{}, fmt.Errorf("claim %s: %w: empty inspector", id, ErrInvalid)
+	}
+	if err := s.open(ctx); err != nil {
+		return QueueItem{}, fmt.Errorf("claim %s: %w", id, err)
+	}
 	var item QueueItem
-	err := s.submit(ctx, func(w *wtx) error {
-		q, err := s.queueItemTx(w.tx, id)
+	now := s.opts.Now()
+	err := s.view(func(tx *bolt.Tx) error {
+		q, err := s.queueItemTx(tx, id)
 		if err != nil {
 			return err
 		}
-		if q.leasedToOther(by, w.now) {
+		s.leaseMu.Lock()
+		defer s.leaseMu.Unlock()
+		q = s.withLease(q, now)
+		if q.leasedToOther(by, now) {
 			return fmt.Errorf("%w (%s until %s)", ErrLeaseHeld, q.LeaseBy, q.LeaseUntil.Format(time.TimeOnly))
 		}
-		q.LeaseBy, q.LeaseUntil = by, w.now.Add(leaseFor)
+		q.LeaseBy, q.LeaseUntil = by, now.Add(leaseFor)
+		s.leases[id] = lease{by: by, until: q.LeaseUntil}
 		item = q
-		return putJSON(w.tx.Bucket(bQueue), []byte(id), q)
+		return nil
 	})
+	if err == nil {
+		// A label may have committed between the read and the claim.
+		err = s.view(func(tx *bolt.Tx) error {
+			_, err := s.queueItemTx(tx, id)
+			return err
+		})
+		if err != nil {
+			s.dropLease(id)
+		}
+	}
 	if err != nil {
 		return QueueItem{}, fmt.Errorf("claim %s: %w", id, err)
 	}
@@ -168,26 +272,33 @@ func (s *Store) Claim(ctx context.Context, id, by string, leaseFor time.Duration
 // Release gives back by's lease on an item (the S key: skip). Releasing an
 // item one does not hold is a no-op.
 func (s *Store) Release(ctx context.Context, id, by string) error {
-	err := s.submit(ctx, func(w *wtx) error {
-		b := w.tx.Bucket(bQueue)
-		v := b.Get([]byte(id))
-		if v == nil {
-			return nil
-		}
-		var q QueueItem
-		if err := json.Unmarshal(v, &q); err != nil {
-			return err
-		}
-		if q.LeaseBy != by {
-			return nil
-		}
-		q.LeaseBy, q.LeaseUntil = "", time.Time{}
-		return putJSON(b, []byte(id), q)
-	})
-	if err != nil {
+	if err := s.open(ctx); err != nil {
 		return fmt.Errorf("release %s: %w", id, err)
 	}
+	s.leaseMu.Lock()
+	defer s.leaseMu.Unlock()
+	if l, ok := s.leases[id]; ok && l.by == by {
+		delete(s.leases, id)
+	}
 	return nil
+}
+
+// leaseHeldByOther reports another inspector's live lease on id.
+func (s *Store) leaseHeldByOther(id, by string, now time.Time) (string, bool) {
+	s.leaseMu.Lock()
+	defer s.leaseMu.Unlock()
+	l, ok := s.leases[id]
+	if !ok || !now.Before(l.until) || l.by == by {
+		return "", false
+	}
+	return l.by, true
+}
+
+// dropLease forgets the lease on an item that left the queue.
+func (s *Store) dropLease(id string) {
+	s.leaseMu.Lock()
+	delete(s.leases, id)
+	s.leaseMu.Unlock()
 }
 
 // queueItemTx returns the item's queue entry, or the reason it has none.
@@ -230,13 +341,14 @@ func (s *Store) Label(ctx context.Context, li LabelInput) (*Label, error) {
 			if err := json.Unmarshal(v, &q); err != nil {
 				return err
 			}
-			if q.leasedToOther(li.By, w.now) {
-				return fmt.Errorf("%w (%s)", ErrLeaseHeld, q.LeaseBy)
+			if holder, held := s.leaseHeldByOther(li.ItemID, li.By, w.now); held {
+				return fmt.Errorf("%w (%s)", ErrLeaseHeld, holder)
 			}
 			if err := qb.Delete([]byte(li.ItemID)); err != nil {
 				return err
 			}
 			w.add(cQueue, -1)
+			w.after = append(w.after, func() { s.dropLease(li.ItemID) })
 		}
 		l := newLabel(in, li, 1, w.now)
 		if err := s.writeLabelTx(w, l); err != nil {
@@ -319,12 +431,18 @@ func (s *Store) Undo(ctx context.Context, itemID, by string) error {
 		if err != nil {
 			return err
 		}
-		q := QueueItem{ID: in.ID, Time: in.Time, Camera: in.Camera, Reason: in.Reason, Audit: in.Audit,
-			LeaseBy: by, LeaseUntil: w.now.Add(s.opts.LeaseFor)}
+		q := QueueItem{ID: in.ID, Time: in.Time, Camera: in.Camera, Reason: in.Reason, Audit: in.Audit}
 		if err := putJSON(w.tx.Bucket(bQueue), []byte(itemID), q); err != nil {
 			return err
 		}
 		w.add(cQueue, 1)
+		// Back in the queue, leased to the inspector who undid it.
+		until := w.now.Add(s.opts.LeaseFor)
+		w.after = append(w.after, func() {
+			s.leaseMu.Lock()
+			s.leases[itemID] = lease{by: by, until: until}
+			s.leaseMu.Unlock()
+		})
 		return nil
 	})
 	if err != nil {

@@ -106,6 +106,12 @@ type Store struct {
 	joined       atomic.Uint64 // requests committed
 	orphansSwept atomic.Uint64
 	retainMu     sync.Mutex
+
+	// Leases on review items live in memory, not in the file: they are
+	// advisory and short (minutes), so claiming and releasing an item costs
+	// no fsync, and a restart simply frees them all.
+	leaseMu sync.Mutex
+	leases  map[string]lease
 }
 
 // Open opens (creating if needed) the store at path, with images in the
@@ -114,12 +120,13 @@ type Store struct {
 func Open(path string, opts Options) (*Store, error) {
 	opts.defaults()
 	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: 5 * time.Second, NoSync: opts.NoSync, FreelistType: bolt.FreelistMapType})
+
 	if err != nil {
 		return nil, fmt.Errorf("open store %s: %w", path, err)
 	}
 	s := &Store{
 		db: db, path: path, imgDir: path + ".images", opts: opts, log: opts.Logger,
-		reqs: make(chan *request, 4*opts.MaxBatch), stop: make(chan struct{}),
+		reqs: make(chan *request, 4*opts.MaxBatch), stop: make(chan struct{}), leases: map[string]lease{},
 	}
 	var tag [2]byte
 	_, _ = rand.Read(tag[:])
@@ -186,4 +193,18 @@ func getU64(b []byte) uint64 {
 		return 0
 	}
 	return binary.BigEndian.Uint64(b)
+}
+
+// open reports ErrClosed after Close, or ctx's error: for the calls that
+// do not go through the writer.
+func (s *Store) open(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.closed {
+		return ErrClosed
+	}
+	return nil
 }
