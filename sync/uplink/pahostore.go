@@ -2,32 +2,83 @@ package uplink
 
 import (
 	"bytes"
+	"sync"
 
 	paho "github.com/eclipse/paho.mqtt.golang"
 	"github.com/eclipse/paho.mqtt.golang/packets"
 )
 
-// copyStore is paho's memory store, except that Get returns a copy of the
-// packet. paho's resume (run on every connection of a persistent session)
-// sets the DUP flag on the packets it reads from the store while its
-// writer goroutine may be sending the very same packet, a data race on the
-// shared pointer; a copy has no sharing.
-type copyStore struct{ *paho.MemoryStore }
+// copyStore is paho's in-memory session store, keeping each packet as the
+// bytes it encodes to: Put serialises the packet (paho calls it before the
+// packet is handed to the writer goroutine) and Get decodes a fresh copy.
+// paho's own MemoryStore keeps the pointer, and paho's resume (on every
+// connection of a persistent session) then marks and re-encodes the packet
+// the writer goroutine may be sending at the same time: a data race on
+// the shared packet. Here nothing is shared.
+type copyStore struct {
+	mu  sync.Mutex
+	m   map[string][]byte
+	off bool
+}
 
-func newCopyStore() paho.Store { return copyStore{paho.NewMemoryStore()} }
+func newCopyStore() paho.Store { return &copyStore{m: map[string][]byte{}} }
 
-func (s copyStore) Get(key string) packets.ControlPacket {
-	p := s.MemoryStore.Get(key)
-	if p == nil {
-		return nil
-	}
+func (s *copyStore) Open() {
+	s.mu.Lock()
+	s.off = false
+	s.mu.Unlock()
+}
+
+func (s *copyStore) Put(key string, p packets.ControlPacket) {
 	var buf bytes.Buffer
 	if err := p.Write(&buf); err != nil {
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.off {
+		s.m[key] = buf.Bytes()
+	}
+}
+
+func (s *copyStore) Get(key string) packets.ControlPacket {
+	s.mu.Lock()
+	b, ok := s.m[key]
+	s.mu.Unlock()
+	if !ok {
 		return nil
 	}
-	cp, err := packets.ReadPacket(&buf)
+	p, err := packets.ReadPacket(bytes.NewReader(b))
 	if err != nil {
 		return nil
 	}
-	return cp
+	return p
+}
+
+func (s *copyStore) All() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	keys := make([]string, 0, len(s.m))
+	for k := range s.m {
+		keys = append(keys, k)
+	}
+	return keys
+}
+
+func (s *copyStore) Del(key string) {
+	s.mu.Lock()
+	delete(s.m, key)
+	s.mu.Unlock()
+}
+
+func (s *copyStore) Close() {
+	s.mu.Lock()
+	s.off = true
+	s.mu.Unlock()
+}
+
+func (s *copyStore) Reset() {
+	s.mu.Lock()
+	clear(s.m)
+	s.mu.Unlock()
 }
