@@ -212,6 +212,10 @@ func (c *Collector) Close() error {
 	return c.ds.Close()
 }
 
+// MQTT is the collector's connected client, for other fleet parts that
+// share its connection (linesight-fleet serve's rollout publisher).
+func (c *Collector) MQTT() paho.Client { return c.cli }
+
 // Dataset is the collector's dataset.
 func (c *Collector) Dataset() *Dataset { return c.ds }
 

@@ -58,6 +58,10 @@ type PublisherOptions struct {
 	Logger *slog.Logger
 	// Timeout bounds each publish's wait for the broker (default 10s).
 	Timeout time.Duration
+	// Lookup, when set, is asked for the release of a requested offer that
+	// Offer did not register here (for example Releases.Get: offers pushed
+	// by another process). Called from the publisher's goroutine.
+	Lookup func(offer string) (*Release, *Source, error)
 }
 
 // Publisher is the fleet side of a rollout: it publishes signed offers
@@ -72,6 +76,7 @@ type Publisher struct {
 	log     *slog.Logger
 	filter  string
 	timeout time.Duration
+	lookup  func(offer string) (*Release, *Source, error)
 
 	mu      sync.Mutex
 	sources map[string]*Source // by offer ID
@@ -101,7 +106,7 @@ func NewPublisher(c paho.Client, o PublisherOptions) (*Publisher, error) {
 		site = "+"
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	p := &Publisher{c: c, log: o.Logger.With("component", "rollout"), timeout: o.Timeout,
+	p := &Publisher{c: c, log: o.Logger.With("component", "rollout"), timeout: o.Timeout, lookup: o.Lookup,
 		filter:  wire.Root + "/" + site + "/+/" + string(wire.KindModelRequest),
 		sources: map[string]*Source{}, served: map[string]int{}, reqs: make(chan request, 256), ctx: ctx, cancel: cancel}
 	tok := c.Subscribe(p.filter, 1, p.onRequest)
@@ -192,6 +197,16 @@ func (p *Publisher) answer(q request) {
 	p.mu.Lock()
 	src := p.sources[q.r.Offer]
 	p.mu.Unlock()
+	if src == nil && p.lookup != nil {
+		if _, s, err := p.lookup(q.r.Offer); err == nil {
+			src = s
+			p.mu.Lock()
+			p.sources[q.r.Offer] = s
+			p.mu.Unlock()
+		} else {
+			p.log.Debug("requested offer not stored", "offer", q.r.Offer, "err", err)
+		}
+	}
 	if src == nil {
 		p.log.Debug("request for an offer not served here", "offer", q.r.Offer, "device", q.device)
 		return

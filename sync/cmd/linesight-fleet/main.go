@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"runtime"
 	"runtime/debug"
 	"syscall"
@@ -20,6 +21,7 @@ import (
 	"github.com/linesight/linesight/internal/cli"
 	"github.com/linesight/linesight/sync/broker"
 	"github.com/linesight/linesight/sync/fleet"
+	"github.com/linesight/linesight/sync/rollout"
 )
 
 var version = "dev"
@@ -74,6 +76,7 @@ func serveCmd(ctx context.Context, stdio cli.Stdio, args []string) error {
 	listen := fs.String("listen", "", "override listen (host:port; port 0 picks a free one)")
 	brokerListen := fs.String("broker-listen", "", "override mqtt.embedded.listen")
 	dataset := fs.String("dataset", "", "override dataset_dir")
+	releases := fs.String("releases", "", "releases stored by push, whose chunk requests serve answers (default: releases beside dataset_dir)")
 	if err := cli.ParseFlags(fs, args); err != nil {
 		return err
 	}
@@ -118,6 +121,18 @@ func serveCmd(ctx context.Context, stdio cli.Stdio, args []string) error {
 		return err
 	}
 	defer col.Close()
+	if *releases == "" {
+		*releases = filepath.Join(filepath.Dir(cfg.DatasetDir), "releases")
+	}
+	rs, err := rollout.OpenReleases(*releases)
+	if err != nil {
+		return err
+	}
+	pub, err := rollout.NewPublisher(col.MQTT(), rollout.PublisherOptions{Lookup: rs.Get, Logger: log})
+	if err != nil {
+		return fmt.Errorf("rollout publisher: %w", err)
+	}
+	defer pub.Close()
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w (set listen to a free host:port)", cfg.Listen, err)
@@ -128,7 +143,7 @@ func serveCmd(ctx context.Context, stdio cli.Stdio, args []string) error {
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	done := make(chan error, 1)
 	go func() { done <- srv.Serve(ln) }()
-	fmt.Fprintf(stdio.Out, "linesight-fleet is running.\n  status:      http://%s/\n  MQTT broker: %s\n  dataset:     %s\nPress Ctrl-C to stop.\n", ln.Addr(), brokerURL, cfg.DatasetDir)
+	fmt.Fprintf(stdio.Out, "linesight-fleet is running.\n  status:      http://%s/\n  MQTT broker: %s\n  dataset:     %s\n  releases:    %s (chunks served for every pushed release)\nPress Ctrl-C to stop.\n", ln.Addr(), brokerURL, cfg.DatasetDir, rs.Dir())
 	select {
 	case <-ctx.Done():
 	case err := <-done:

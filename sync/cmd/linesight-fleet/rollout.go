@@ -63,6 +63,7 @@ func pushCmd(ctx context.Context, stdio cli.Stdio, args []string) error {
 	manual := fs.Bool("manual", false, "promote only by command, never automatically")
 	chunk := fs.Int("chunk-size", rollout.DefaultChunkSize, "transfer chunk size in bytes")
 	wait := fs.Duration("wait", 10*time.Minute, "how long to serve chunk requests")
+	store := fs.String("store", filepath.Join("fleet-data", "releases"), "keep the signed release and a copy of the package here, where linesight-fleet serve answers its chunk requests (empty: don't)")
 	if err := cli.ParseFlags(fs, args); err != nil {
 		return err
 	}
@@ -93,6 +94,15 @@ func pushCmd(ctx context.Context, stdio cli.Stdio, args []string) error {
 	off.URL = *url
 	if _, _, err := wire.DecodeModelOffer(mustEncodeOffer(off)); err != nil {
 		return &cli.UsageError{Err: fmt.Errorf("push: %w (too many chunks? raise --chunk-size)", err)}
+	}
+	if *store != "" {
+		rs, err := rollout.OpenReleases(*store)
+		if err == nil {
+			err = rs.Put(off, rel, *model)
+		}
+		if err != nil {
+			return fmt.Errorf("push: %w", err)
+		}
 	}
 	cl := paho.NewClient(paho.NewClientOptions().AddBroker(*brokerURL).SetClientID(*clientID).SetOrderMatters(false).
 		SetPassword(os.Getenv("LINESIGHT_FLEET_MQTT_PASSWORD")))

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -108,7 +109,8 @@ func TestPushToDevice(t *testing.T) {
 
 	model := "../../../agent/builtin/model/int8"
 	code, out, errs := run(t, ctx, "push", "--model", model, "--to", "d1", "--site", "plant1", "--stage", "shadow",
-		"--key", filepath.Join(keys, rollout.PrivateKeyFile), "--broker", b.URL(), "--chunk-size", "4096", "--wait", "50s")
+		"--key", filepath.Join(keys, rollout.PrivateKeyFile), "--broker", b.URL(), "--chunk-size", "4096", "--wait", "50s",
+		"--store", t.TempDir())
 	if code != 0 || !strings.Contains(out, "d1: shadow") {
 		t.Fatalf("push = %d\n%s\n%s", code, out, errs)
 	}
@@ -123,5 +125,66 @@ func TestPushToDevice(t *testing.T) {
 	}
 	if code, _, _ := run(t, ctx, "push", "--model", model, "--to", "d1", "--key", "/nonexistent"); code != cli.ExitUsage {
 		t.Errorf("missing key = %d", code)
+	}
+}
+
+// TestServeHostsPushedReleases: push stores the release and exits before
+// any device asks; serve answers the device's chunk requests from the
+// store.
+func TestServeHostsPushedReleases(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close()
+	data := t.TempDir()
+	releases := filepath.Join(data, "releases")
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	serveCtx, stopServe := context.WithCancel(ctx)
+	served := make(chan int, 1)
+	go func() {
+		code, _, _ := run(t, serveCtx, "serve", "-listen", "127.0.0.1:0", "-broker-listen", addr, "-dataset", filepath.Join(data, "dataset"))
+		served <- code
+	}()
+	defer func() { stopServe(); <-served }()
+	url := "tcp://" + addr
+	var c paho.Client
+	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		c = paho.NewClient(paho.NewClientOptions().AddBroker(url).SetClientID("d1").SetOrderMatters(false))
+		if tok := c.Connect(); tok.WaitTimeout(5*time.Second) && tok.Error() == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("serve's broker never came up")
+		}
+	}
+	defer c.Disconnect(100)
+
+	keys := filepath.Join(t.TempDir(), "keys")
+	if code, _, errs := run(t, ctx, "keys", "gen", "--out", keys); code != 0 {
+		t.Fatal(errs)
+	}
+	model := "../../../agent/builtin/model/int8"
+	code, out, errs := run(t, ctx, "push", "--model", model, "--to", "group:line-a", "--site", "plant1", "--stage", "shadow",
+		"--key", filepath.Join(keys, rollout.PrivateKeyFile), "--broker", url, "--chunk-size", "4096", "--wait", "1ms", "--store", releases)
+	if code != 0 {
+		t.Fatalf("push = %d\n%s\n%s", code, out, errs)
+	}
+	// push has exited; the device connects now and gets the retained offer.
+	kr, err := rollout.LoadKeyring(filepath.Join(keys, rollout.PublicKeyFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := &device{t: t, keys: kr, dir: t.TempDir(), chunks: make(chan wire.ModelChunk, 100), offers: make(chan wire.ModelOffer, 4)}
+	if d.link, err = rollout.AttachDevice(c, rollout.LinkOptions{Site: "plant1", Device: "d1", Groups: []string{"line-a"}}, d); err != nil {
+		t.Fatal(err)
+	}
+	d.run(ctx)
+	want, _ := os.ReadFile(filepath.Join(model, "model.onnx"))
+	got, _ := os.ReadFile(filepath.Join(d.dir, "pkg", "model.onnx"))
+	if len(want) == 0 || string(got) != string(want) {
+		t.Fatal("the device's model, served by serve from the release store, differs from the pushed one")
 	}
 }
