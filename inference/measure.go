@@ -45,24 +45,25 @@ func (m *Measurer) Measure(src gocv.Mat, roi image.Rectangle) (InputStats, error
 	}
 	region := src.Region(roi)
 	defer region.Close()
-	// gocv passes ConvertTo's scale as a C float, so 1/255 would be
-	// inexact: convert, then divide in double by 255 (exact), as gray/255
-	// does in numpy.
+	// The statistics of gray/255 are those of gray divided by 255, and the
+	// Laplacian is linear, so everything is computed on the 8-bit image
+	// (a 16-bit Laplacian: the 4-neighbour kernel stays within ±1020) and
+	// scaled in double at the end: the same numbers as numpy on gray/255,
+	// without converting the frame to float64 first.
+	img := region
 	switch {
 	case region.Type() == gocv.MatTypeCV8UC1:
-		region.ConvertTo(&m.f, gocv.MatTypeCV64F)
 	case region.Type() == gocv.MatTypeCV8UC3:
 		gocv.CvtColor(region, &m.gray, gocv.ColorBGRToGray)
-		m.gray.ConvertTo(&m.f, gocv.MatTypeCV64F)
+		img = m.gray
 	default:
 		return InputStats{}, fmt.Errorf("measure input: %w: want an 8-bit gray or BGR image, got Mat type %v", ErrBadInput, region.Type())
 	}
-	m.f.DivideFloat(255)
-	gocv.MeanStdDev(m.f, &m.mean, &m.std)
-	s := InputStats{Brightness: m.mean.GetDoubleAt(0, 0), Contrast: m.std.GetDoubleAt(0, 0)}
-	gocv.Laplacian(m.f, &m.lap, gocv.MatTypeCV64F, 1, 1, 0, gocv.BorderReflect101)
+	gocv.MeanStdDev(img, &m.mean, &m.std)
+	s := InputStats{Brightness: m.mean.GetDoubleAt(0, 0) / 255, Contrast: m.std.GetDoubleAt(0, 0) / 255}
+	gocv.Laplacian(img, &m.lap, gocv.MatTypeCV16S, 1, 1, 0, gocv.BorderReflect101|gocv.BorderIsolated)
 	gocv.MeanStdDev(m.lap, &m.mean, &m.std)
-	sd := m.std.GetDoubleAt(0, 0)
+	sd := m.std.GetDoubleAt(0, 0) / 255
 	s.Sharpness = sd * sd
 	return s, nil
 }

@@ -261,7 +261,7 @@ func runAgent(ctx context.Context, stdio Stdio, cfg *config.Config, demo bool) (
 	if cfg.Sync.Uplink && brokerAddr != "" {
 		up, err := uplink.New(uplink.Options{Broker: brokerAddr, ClientID: clientID(cfg), Username: cfg.MQTT.Username, Password: cfg.MQTT.Password,
 			TLS: uplink.TLSFiles{CA: cfg.MQTT.TLS.CA, Cert: cfg.MQTT.TLS.Cert, Key: cfg.MQTT.TLS.Key}, Site: cfg.Device.Site, Device: cfg.Device.ID,
-			Outbox: st, Telemetry: ln, TelemetryEvery: cfg.Sync.TelemetryEvery, Status: ln, Commands: ln, Rollback: rollbacker(lc),
+			Outbox: st, Telemetry: ln, TelemetryEvery: cfg.Sync.TelemetryEvery, Status: ln, Commands: ln, Rollback: rollbacker(lc), Promote: promoter(lc),
 			DrainRate: cfg.Sync.DrainRate, Logger: log})
 		if err != nil {
 			return &cli.UsageError{Err: fmt.Errorf("uplink: %w", err)}

@@ -106,6 +106,19 @@ func rollbacker(lc *lifecycle.Lifecycle) uplink.Rollbacker {
 	return rollbackFunc(func(ctx context.Context, _ string) error { return lc.Rollback(ctx) })
 }
 
+// promoteFunc adapts the lifecycle to the uplink's promote command.
+type promoteFunc func(ctx context.Context, by string) error
+
+func (f promoteFunc) Promote(ctx context.Context, by string) error { return f(ctx, by) }
+
+// promoter is nil (an untyped nil interface) without a lifecycle.
+func promoter(lc *lifecycle.Lifecycle) uplink.Promoter {
+	if lc == nil {
+		return nil
+	}
+	return promoteFunc(func(ctx context.Context, _ string) error { return lc.Promote(ctx) })
+}
+
 // storeFrames gives the lifecycle's health check the newest stored images.
 type storeFrames struct{ st *store.Store }
 
