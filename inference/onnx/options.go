@@ -35,6 +35,12 @@ type Options struct {
 	// IntraOpThreads and InterOpThreads: 0 lets ONNX Runtime decide.
 	IntraOpThreads int `yaml:"intra_op_threads,omitempty"`
 	InterOpThreads int `yaml:"inter_op_threads,omitempty"`
+	// Spinning lets ONNX Runtime's intra-op threads spin-wait between runs
+	// (its own default). LineSight turns it off unless asked: on a small
+	// CPU the spinning threads take the cores the rest of the line needs
+	// (on the 2-core development VM a bare session ran twice as fast
+	// without it; see the README's figures).
+	Spinning bool `yaml:"spinning,omitempty"`
 	// Sessions is the number of sessions in the engine's pool.
 	Sessions int `yaml:"sessions"`
 }

@@ -237,6 +237,11 @@ func (r *Runtime) newSessionOn(spec SessionSpec, opt Options, provider string) (
 			return nil, fmt.Errorf("inter-op threads: %w", err)
 		}
 	}
+	if !opt.Spinning {
+		if err := so.AddSessionConfigEntry("session.intra_op.allow_spinning", "0"); err != nil {
+			return nil, fmt.Errorf("intra-op spinning: %w", err)
+		}
+	}
 	avail, _ := r.AvailableProviders()
 	if err := appendProvider(so, provider, opt.ProviderOptions[provider]); err != nil {
 		return nil, &ProviderError{Provider: provider, Available: avail, Cause: err}
