@@ -168,6 +168,16 @@ func TestDemoStartsAndStops(t *testing.T) {
 			t.Fatalf("no decisions in /metrics after 30 s:\n%s", body)
 		}
 	}
+	// The review API serves the running line (open access in the demo).
+	resp, err = http.Get(url + "api/v1/live")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ = io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || !strings.Contains(string(body), `"running":true`) || !strings.Contains(string(body), `"id":"cam1"`) || !strings.Contains(string(body), `"last":[`) {
+		t.Errorf("live view from the pipeline: %d %s", resp.StatusCode, body)
+	}
 	cancel()
 	select {
 	case code := <-done:
