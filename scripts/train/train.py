@@ -15,12 +15,18 @@ output, or a fleet collector export); *_mask.* files are ignored. The script
      rotations and scaling, noise; class-balanced sampling with
      class-weighted loss), showing progress;
   4. calibrates the pass and reject thresholds on val for the target escape
-     and false-reject rates;
+     and false-reject rates (with --folds K: on the out-of-fold predictions
+     of K networks trained on K folds of train+val, whose ensemble is served);
   5. writes DIR/model.onnx + DIR/manifest.json (fp32) and DIR/int8/ (int8
      static QDQ, calibrated on training images, thresholds calibrated on its
      own simulated outputs), DIR/split.json (which file went where) and
      DIR/heldout/{test,HOLDOUT}/CLASS/NAME.jpg symlinks for
      `linesight model eval --data`.
+
+Options beyond the original recipe (all off by default, so `make model`
+is unchanged): --arch segnet|plainseg (a segmentation head trained on the
+*_mask.* files, the cam output, and a decision layer on global average and
+max pooling), --resize letterbox --pad P, --defect-weight W, --folds K.
 
 Everything is seeded; with the same data, options and thread count a rerun
 gives the same weights.
