@@ -6,6 +6,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"github.com/linesight/linesight/sync/internal/pahostore"
 	"log/slog"
 	"os"
 	"os/exec"
@@ -126,7 +127,7 @@ func OpenCollector(ctx context.Context, o CollectorOptions) (*Collector, error) 
 		writes: make(chan sampleBatch, 2), devices: map[string]*Device{}}
 	c.ctx, c.cancel = context.WithCancel(context.WithoutCancel(ctx))
 	po := paho.NewClientOptions().AddBroker(o.Broker).SetClientID(o.ClientID).
-		SetCleanSession(false).SetStore(newCopyStore()).SetAutoReconnect(true).SetConnectRetry(true).
+		SetCleanSession(false).SetStore(pahostore.Copy()).SetAutoReconnect(true).SetConnectRetry(true).
 		SetConnectRetryInterval(time.Second).SetMaxReconnectInterval(10 * time.Second).
 		SetKeepAlive(30 * time.Second).SetConnectTimeout(o.ConnectTimeout).
 		SetOnConnectHandler(c.onConnect).

@@ -6,6 +6,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"github.com/linesight/linesight/sync/internal/pahostore"
 	"log/slog"
 	"os"
 	"sync"
@@ -282,7 +283,7 @@ func (u *Uplink) Open(ctx context.Context) error {
 	}
 	u.ctx, u.cancel = context.WithCancel(context.WithoutCancel(ctx))
 	po := paho.NewClientOptions().AddBroker(u.o.Broker).SetClientID(u.o.ClientID).
-		SetCleanSession(false).SetStore(newCopyStore()).SetAutoReconnect(true).SetConnectRetry(true).
+		SetCleanSession(false).SetStore(pahostore.Copy()).SetAutoReconnect(true).SetConnectRetry(true).
 		SetConnectRetryInterval(time.Second).SetMaxReconnectInterval(u.o.MaxReconnectInterval).
 		SetKeepAlive(u.o.KeepAlive).SetConnectTimeout(u.o.ConnectTimeout).SetWriteTimeout(u.o.ConnectTimeout).
 		SetBinaryWill(u.Topic(wire.KindStatus), u.status(wire.StateOffline), 1, true).

@@ -1,4 +1,4 @@
-package fleet
+package pahostore
 
 import (
 	"bytes"
@@ -21,7 +21,8 @@ type copyStore struct {
 	off bool
 }
 
-func newCopyStore() paho.Store { return &copyStore{m: map[string][]byte{}} }
+// Copy returns a new copying session store for paho.ClientOptions.SetStore.
+func Copy() paho.Store { return &copyStore{m: map[string][]byte{}} }
 
 func (s *copyStore) Open() {
 	s.mu.Lock()
