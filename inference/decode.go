@@ -41,6 +41,12 @@ type Result struct {
 	Detections []Detection
 	// Geometry maps model-input pixels to the source image.
 	Geometry Geometry
+	// Stats are the input statistics of the frame as the model saw it
+	// (gray, resized, before padding), measured while preprocessing when
+	// the model's reference is of the input (Reference.OnInput); Measured
+	// says whether they were.
+	Stats    InputStats
+	Measured bool
 	Timings  Timings
 	// Batch is the number of frames that shared the run.
 	Batch int

@@ -23,16 +23,22 @@
 //	             boxes with box_format cxcywh | xyxy (detect, Ultralytics' [N,4+K,B])
 //	labels       in output order; good_labels: the labels of good parts
 //	thresholds   pass, reject, per_class, anomaly, score, iou, calibration{...}
-//	reference    images, brightness, contrast, sharpness ({mean, std, min, max,
+//	reference    images, measured (input or frame), brightness, contrast, sharpness ({mean, std, min, max,
 //	             p01, p50, p99, edges, hist}), class_mix, confidence
 //	training     dataset, fingerprint (see Fingerprint), images, classes, split, seed, epochs, augment, extra
 //	metrics      split, images, accuracy, macro_f1, per_class, confusion, automation_rate,
 //	             escape_rate, false_reject_rate, auroc
 //
 // testdata/manifests/classify-full.json is a complete example. The
-// reference statistics are measured on the gray (BT.601) ROI image scaled to
-// [0,1]: brightness is its mean, contrast its standard deviation, sharpness
-// the variance of its 3x3 Laplacian (cv2.Laplacian(gray/255, CV_64F)).
+// reference statistics are of a gray (BT.601) image scaled to [0,1]:
+// brightness is its mean, contrast its standard deviation, sharpness the
+// variance of its 3x3 Laplacian (cv2.Laplacian(gray/255, CV_64F)).
+// reference.measured says which image: "input" (what train.py writes now)
+// is the image as the model sees it, resized to the model input before any
+// padding, which the engine measures while it preprocesses (Result.Stats,
+// a few tens of microseconds at the model's resolution); "frame" (or no
+// field, older packages) is the whole ROI at the camera's resolution, which
+// the pipeline measures with a Measurer.
 //
 // A bare .onnx can be used without a manifest (LoadBare): the graph gives
 // the input name and shape and the outputs; the rest comes from

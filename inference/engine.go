@@ -63,6 +63,9 @@ type model struct {
 	provider string
 	batch    int
 	reqs     chan *request
+	// measure: the reference statistics are of the model input, so the
+	// preprocessing measures each frame (Result.Stats).
+	measure bool
 
 	gate    sync.RWMutex // Run holds it shared while a frame is in flight
 	retired bool
@@ -116,7 +119,7 @@ func (e *Engine) load(pkg *Package) (*model, error) {
 	if err := CheckGraph(man, sig); err != nil {
 		return nil, fmt.Errorf("open model %s: %w", man.Name, err)
 	}
-	m := &model{pkg: pkg, dec: newDecoder(man), pre: NewPreprocess(man.Input), batch: e.cfg.Batch}
+	m := &model{pkg: pkg, dec: newDecoder(man), pre: NewPreprocess(man.Input), batch: e.cfg.Batch, measure: man.Reference.OnInput()}
 	in, _ := sig.Input(man.Input.Name)
 	if n := in.Shape[0]; n > 0 && int(n) != m.batch {
 		e.log.Info("the model fixes its batch size", "model", man.Name, "batch", n, "configured", e.cfg.Batch)
@@ -309,7 +312,14 @@ func (w *worker) process(batch []*request) {
 		}
 		j := len(w.live)
 		t0 := time.Now()
-		g, err := w.pp.Run(r.in.Image, r.in.ROI, input[j*size:(j+1)*size])
+		var g Geometry
+		var err error
+		if w.m.measure {
+			g, r.res.Stats, err = w.pp.RunMeasured(r.in.Image, r.in.ROI, input[j*size:(j+1)*size])
+			r.res.Measured = err == nil
+		} else {
+			g, err = w.pp.Run(r.in.Image, r.in.ROI, input[j*size:(j+1)*size])
+		}
 		if err != nil {
 			finish(r, err)
 			continue

@@ -566,3 +566,57 @@ func TestHotSwap(t *testing.T) {
 		t.Errorf("swap after close: %v", err)
 	}
 }
+
+// TestEngineMeasuresInput: a model whose reference is of its input gets
+// each frame's statistics from the preprocessing (the ROI resized to the
+// input, then gray), and a model whose reference is of the frame does not.
+func TestEngineMeasuresInput(t *testing.T) {
+	rt := openRuntime(t)
+	onInput := copyPackage(t, modelDir("classify"), func(m *Manifest, model []byte) []byte {
+		ref := *m.Reference
+		ref.Measured = MeasuredInput
+		m.Reference = &ref
+		return model
+	})
+	mat, _ := testImage(t, 120, 90, 3, 11)
+	roi := image.Rect(10, 5, 110, 85)
+	e := openEngine(t, rt, onInput, Config{})
+	res, err := e.Run(context.Background(), Frame{Image: mat, ROI: roi})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !res.Measured {
+		t.Fatal("reference measured on the input, but the result carries no statistics")
+	}
+	// The same image by hand: ROI, resize to the input, gray, Measurer.
+	w, h, _ := e.Manifest().InputSize()
+	view := mat.Region(roi)
+	resized, gray := gocv.NewMat(), gocv.NewMat()
+	gocv.Resize(view, &resized, image.Pt(w, h), 0, 0, gocv.InterpolationLinear)
+	gocv.CvtColor(resized, &gray, gocv.ColorBGRToGray)
+	meas := NewMeasurer()
+	want, err := meas.Measure(gray, image.Rectangle{})
+	for _, m := range []*gocv.Mat{&view, &resized, &gray} {
+		m.Close()
+	}
+	meas.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if math.Abs(res.Stats.Brightness-want.Brightness) > 1e-9 || math.Abs(res.Stats.Contrast-want.Contrast) > 1e-9 ||
+		math.Abs(res.Stats.Sharpness-want.Sharpness) > 1e-9 {
+		t.Errorf("engine statistics %+v, want %+v", res.Stats, want)
+	}
+	if want.Brightness <= 0 || want.Contrast <= 0 {
+		t.Errorf("the test image should have some brightness and contrast: %+v", want)
+	}
+
+	legacy := openEngine(t, rt, modelDir("classify"), Config{})
+	res, err = legacy.Run(context.Background(), Frame{Image: mat, ROI: roi})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Measured {
+		t.Errorf("reference of the whole frame, but the engine measured the input: %+v", res.Stats)
+	}
+}

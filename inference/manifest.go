@@ -145,10 +145,26 @@ type Calibration struct {
 	FalseRejectRate   float64 `json:"false_reject_rate"`
 }
 
-// Reference holds statistics of the training images, measured the way
-// MeasureInput measures a frame, for the monitor's drift tests.
+// Where the reference statistics were measured (Reference.Measured).
+const (
+	// MeasuredFrame: on the whole source image (the gray frame at full
+	// resolution). Packages written before the field existed mean this.
+	MeasuredFrame = "frame"
+	// MeasuredInput: on the image as the model sees it, gray, resized to
+	// the model input and before any letterbox padding. The engine measures
+	// it while preprocessing, at the model's resolution, so it costs a
+	// fraction of a full-frame pass on a megapixel camera.
+	MeasuredInput = "input"
+)
+
+// Reference holds statistics of the training images, measured the way the
+// serving side measures a frame (see Measured), for the out-of-distribution
+// guardrail and the monitor's drift tests.
 type Reference struct {
-	Images     int          `json:"images"`
+	Images int `json:"images"`
+	// Measured says which image the statistics are of: MeasuredInput, or
+	// MeasuredFrame (also when empty, for older packages).
+	Measured   string       `json:"measured,omitempty"`
 	Brightness Distribution `json:"brightness"` // mean gray level, 0..1
 	Contrast   Distribution `json:"contrast"`   // standard deviation of gray, 0..1
 	Sharpness  Distribution `json:"sharpness"`  // variance of the 3x3 Laplacian of gray/255
@@ -157,6 +173,10 @@ type Reference struct {
 	// Confidence is the distribution of the top score on the validation split.
 	Confidence *Distribution `json:"confidence,omitempty"`
 }
+
+// OnInput reports whether the statistics are of the model input
+// (MeasuredInput) rather than of the whole frame.
+func (r *Reference) OnInput() bool { return r != nil && r.Measured == MeasuredInput }
 
 // Distribution summarises one statistic over the reference images. Hist
 // (shares summing to 1) has len(Edges)-1 bins, for PSI.
@@ -311,6 +331,9 @@ func (m *Manifest) Validate() error {
 		rv := v.At("reference")
 		if r.Images <= 0 {
 			rv.Add("images", r.Images, "must be > 0: the number of training images measured")
+		}
+		if r.Measured != "" {
+			rv.OneOf("measured", r.Measured, MeasuredFrame, MeasuredInput)
 		}
 		validDist(rv.At("brightness"), &r.Brightness)
 		validDist(rv.At("contrast"), &r.Contrast)

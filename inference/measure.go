@@ -15,8 +15,10 @@ type InputStats struct {
 	Sharpness  float64 // variance of the 3x3 Laplacian of gray/255
 }
 
-// Measurer computes InputStats exactly as the training script measures the
-// reference (see doc.go): on the gray (BT.601) ROI image scaled to [0,1],
+// Measurer computes InputStats of a whole frame, for models whose reference
+// is of the frame (Reference.Measured "frame", packages written before the
+// engine measured the model input; see doc.go): on the gray (BT.601) ROI
+// image scaled to [0,1],
 // population statistics, cv2.Laplacian with ksize 1 (the 4-neighbour
 // kernel) and the reflect-101 border. It reuses its scratch Mats, so it is
 // not safe for concurrent use: keep one per worker and Close it.

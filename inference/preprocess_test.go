@@ -242,3 +242,64 @@ func BenchmarkPreprocess(b *testing.B) {
 		})
 	}
 }
+
+// TestWriteTensorMatchesArithmetic checks the table-driven tensor writer
+// against the per-pixel arithmetic it replaces (v*A[c]+B[c], pad outside
+// the image), bit for bit, for every layout, channel order and placement.
+func TestWriteTensorMatchesArithmetic(t *testing.T) {
+	tests := []struct {
+		name  string
+		spec  Preprocess
+		srcCh int
+		g     Geometry
+	}{
+		{"gray nchw stretch", spec(16, 12, ChannelsGray, LayoutNCHW, ResizeStretch, InterpLinear, Input{}), 1, Geometry{ResizedW: 16, ResizedH: 12}},
+		{"gray letterbox pad", spec(16, 16, ChannelsGray, LayoutNCHW, ResizeLetterbox, InterpLinear, Input{PadValue: 114}), 1, Geometry{ResizedW: 16, ResizedH: 9, OffY: 3}},
+		{"gray letterbox sides", spec(16, 16, ChannelsGray, LayoutNCHW, ResizeLetterbox, InterpLinear, Input{PadValue: 7}), 1, Geometry{ResizedW: 10, ResizedH: 16, OffX: 3}},
+		{"rgb nchw from bgr", spec(8, 8, ChannelsRGB, LayoutNCHW, ResizeStretch, InterpLinear, imagenet), 3, Geometry{ResizedW: 8, ResizedH: 8}},
+		{"bgr nchw from bgra", spec(8, 6, ChannelsBGR, LayoutNCHW, ResizeStretch, InterpLinear, imagenet), 4, Geometry{ResizedW: 8, ResizedH: 6}},
+		{"rgb nhwc letterbox", spec(8, 8, ChannelsRGB, LayoutNHWC, ResizeLetterbox, InterpLinear, Input{PadValue: 114}), 3, Geometry{ResizedW: 8, ResizedH: 5, OffY: 1}},
+		{"rgb from gray", spec(6, 6, ChannelsRGB, LayoutNCHW, ResizeStretch, InterpLinear, imagenet), 1, Geometry{ResizedW: 6, ResizedH: 6}},
+		{"center-crop", spec(8, 8, ChannelsRGB, LayoutNCHW, ResizeCenterCrop, InterpLinear, imagenet), 3, Geometry{ResizedW: 12, ResizedH: 8, OffX: -2}},
+		{"center-crop nhwc tall", spec(8, 8, ChannelsGray, LayoutNHWC, ResizeCenterCrop, InterpLinear, Input{}), 1, Geometry{ResizedW: 8, ResizedH: 14, OffY: -3}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p := tt.spec
+			stride := tt.g.ResizedW*tt.srcCh + 5 // rows with a gap after them
+			pix := make([]uint8, stride*tt.g.ResizedH)
+			for i := range pix {
+				pix[i] = uint8(i*37 + i/7)
+			}
+			got := make([]float32, p.Size())
+			p.writeTensor(got, pix, stride, tt.srcCh, tt.g)
+			C, W, H := p.C(), p.Width, p.Height
+			for y := range H {
+				for x := range W {
+					sx, sy := x-tt.g.OffX, y-tt.g.OffY
+					in := sx >= 0 && sx < tt.g.ResizedW && sy >= 0 && sy < tt.g.ResizedH
+					for c := range C {
+						k := c
+						switch {
+						case tt.srcCh == 1:
+							k = 0
+						case p.Channels == ChannelsRGB:
+							k = 2 - c
+						}
+						want := float32(p.PadValue)*p.A[c] + p.B[c]
+						if in {
+							want = float32(pix[sy*stride+sx*tt.srcCh+k])*p.A[c] + p.B[c]
+						}
+						o := c*W*H + y*W + x
+						if p.Layout == LayoutNHWC {
+							o = (y*W+x)*C + c
+						}
+						if got[o] != want {
+							t.Fatalf("pixel %d,%d channel %d: %v, want %v", x, y, c, got[o], want)
+						}
+					}
+				}
+			}
+		})
+	}
+}

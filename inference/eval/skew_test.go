@@ -130,8 +130,9 @@ func TestTrainingServingSkew(t *testing.T) {
 	}{{128, inference.ResizeStretch, 0}, {192, inference.ResizeStretch, 0}, {192, inference.ResizeLetterbox, 0}, {160, inference.ResizeLetterbox, 114}} {
 		size := c.size
 		out := filepath.Join(t.TempDir(), "py.f32")
+		statsOut := filepath.Join(t.TempDir(), "py.stats")
 		args := append([]string{filepath.Join(repoRoot, "scripts", "train", "preprocess_dump.py"), "--size", strconv.Itoa(size),
-			"--resize", c.resize, "--pad", strconv.Itoa(c.pad), "--out", out}, paths...)
+			"--resize", c.resize, "--pad", strconv.Itoa(c.pad), "--out", out, "--stats", statsOut}, paths...)
 		if b, err := exec.Command(python, args...).CombinedOutput(); err != nil {
 			t.Fatalf("preprocess_dump: %v: %s", err, b)
 		}
@@ -143,6 +144,13 @@ func TestTrainingServingSkew(t *testing.T) {
 		if len(raw) != 4*n*len(paths) {
 			t.Fatalf("python wrote %d bytes, want %d", len(raw), 4*n*len(paths))
 		}
+		pyStats, err := os.ReadFile(statsOut)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(pyStats) != 3*8*len(paths) {
+			t.Fatalf("python wrote %d bytes of statistics, want %d", len(pyStats), 3*8*len(paths))
+		}
 		spec := inference.NewPreprocess(inference.Input{Name: "input", Shape: []int64{-1, 1, int64(size), int64(size)},
 			Layout: inference.LayoutNCHW, Channels: inference.ChannelsGray, Resize: c.resize, PadValue: float64(c.pad),
 			Interpolation: inference.InterpLinear, Scale: 1 / 255.0})
@@ -153,10 +161,29 @@ func TestTrainingServingSkew(t *testing.T) {
 			if img.Empty() {
 				t.Fatalf("gocv cannot read %s", p)
 			}
-			_, err := pp.Run(img, image.Rectangle{}, dst)
+			_, st, err := pp.RunMeasured(img, image.Rectangle{}, dst)
 			img.Close()
 			if err != nil {
 				t.Fatal(err)
+			}
+			// The reference statistics train.py records and the ones the
+			// engine measures on the same file: the same resized pixels up
+			// to a gray level, so close to equal.
+			for k, m := range []struct {
+				name string
+				got  float64
+				tol  func(py float64) float64
+			}{
+				{"brightness", st.Brightness, func(float64) float64 { return 1.0 / 255 }},
+				{"contrast", st.Contrast, func(float64) float64 { return 1.0 / 255 }},
+				{"sharpness", st.Sharpness, func(py float64) float64 { return 0.05*py + 1e-6 }},
+			} {
+				py := math.Float64frombits(binary.LittleEndian.Uint64(pyStats[8*(3*i+k):]))
+				if d := math.Abs(m.got - py); d > m.tol(py) {
+					t.Errorf("%dpx %s %s: %s: go %.6g, python %.6g (bound %.3g)", size, c.resize, filepath.Base(p), m.name, m.got, py, m.tol(py))
+				} else if d > 1e-12 {
+					t.Logf("%dpx %s %s: %s: go %.6g, python %.6g", size, c.resize, filepath.Base(p), m.name, m.got, py)
+				}
 			}
 			var maxd, sum float64
 			for j := range n {

@@ -96,6 +96,14 @@ def resize(gray, size, mode="stretch", pad=0, interpolation=cv2.INTER_LINEAR):
     return out
 
 
+def input_content(gray, size, mode="stretch", interpolation=cv2.INTER_LINEAR):
+    """The gray image resized as the model input holds it, without the
+    letterbox padding: what the reference statistics are measured on."""
+    h, w = gray.shape
+    rw, rh, _, _ = geometry(w, h, size, mode)
+    return gray if (w, h) == (rw, rh) else cv2.resize(gray, (rw, rh), interpolation=interpolation)
+
+
 def content(shape, size, mode):
     """uint8 [size, size]: 1 where the image lies in the model input, 0 on letterbox padding."""
     h, w = shape
@@ -127,9 +135,11 @@ def load(root, files, size, progress=None, mode="stretch", pad=0, masks=False):
     mask NAME_mask.* resized like the image, all 0 where there is none;
     content uint8 [N, size, size]: 1 on the image, 0 on letterbox padding).
 
-    stats holds (brightness, contrast, sharpness) of each full image, the
-    reference statistics of inference.MeasureInput: mean and standard
-    deviation of gray/255, and the variance of the 3x3 Laplacian
+    stats holds (brightness, contrast, sharpness) of each image as the model
+    sees it (the gray image resized to the model input, before any letterbox
+    padding: input_content), the reference statistics the Go engine measures
+    on every frame (inference.Reference, measured "input"): mean and
+    standard deviation of gray/255, and the variance of the 3x3 Laplacian
     (cv2.Laplacian ksize 1, the 4-neighbour kernel, reflect-101 border) of
     gray/255. Raises DatasetError listing every unreadable file before any
     training starts.
@@ -144,7 +154,7 @@ def load(root, files, size, progress=None, mode="stretch", pad=0, masks=False):
             bad.append(rel)
             continue
         out[i] = resize(g, size, mode, pad)
-        stats.append(measure(g))
+        stats.append(measure(input_content(g, size, mode)))
         if masks:
             ct[i] = content(g.shape, size, mode)
             mp = mask_path(os.path.join(root, rel))
@@ -194,6 +204,7 @@ def reference(stats, class_mix):
     b, c, s = zip(*stats)
     return {
         "images": len(stats),
+        "measured": "input",
         "brightness": distribution(b, list(np.linspace(0, 1, 21))),
         "contrast": distribution(c, list(np.linspace(0, 0.5, 21))),
         "sharpness": distribution(s, quantile_edges(s)),

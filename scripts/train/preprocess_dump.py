@@ -2,11 +2,13 @@
 """Write the training preprocessing of some images as raw float32, for the
 training-serving skew test (inference/eval/skew_test.go).
 
-    /usr/bin/python3 scripts/train/preprocess_dump.py --size S [--resize letterbox --pad P] --out FILE IMAGE...
+    /usr/bin/python3 scripts/train/preprocess_dump.py --size S [--resize letterbox --pad P] --out FILE [--stats FILE2] IMAGE...
 
 FILE gets, for each image in order, S*S little-endian float32 values: exactly
 what train.py feeds the serving graph (lsdata.preprocess), before the
-in-graph standardisation.
+in-graph standardisation. FILE2 gets, for each image, the reference
+statistics train.py records (brightness, contrast, sharpness of
+lsdata.input_content) as three little-endian float64 values.
 """
 import argparse
 import os
@@ -24,8 +26,10 @@ def main():
     p.add_argument("--out", required=True)
     p.add_argument("--resize", choices=["stretch", "letterbox"], default="stretch")
     p.add_argument("--pad", type=int, default=0, help="letterbox padding (pixel value)")
+    p.add_argument("--stats", help="also write the input statistics here")
     p.add_argument("images", nargs="+")
     a = p.parse_args()
+    stats = []
     with open(a.out, "wb") as f:
         for path in a.images:
             try:
@@ -34,6 +38,11 @@ def main():
                 print("preprocess_dump: %s" % e, file=sys.stderr)
                 return 2
             f.write(x.astype("<f4").tobytes())
+            if a.stats:
+                stats.append(lsdata.measure(lsdata.input_content(lsdata.read_gray(path), a.size, a.resize)))
+    if a.stats:
+        with open(a.stats, "wb") as f:
+            f.write(np.asarray(stats, "<f8").tobytes())
     return 0
 
 

@@ -470,7 +470,7 @@ def main(argv=None):
             "class_balance": {"sqrt": "sampling weights 1/sqrt(n)", "full": "sampling weights 1/sqrt(n) and loss weights 1/sqrt(n)"}[args.balance],
             "holdout": ",".join(args.holdout) or "none",
             "fingerprint_covers": "train split",
-            "reference_sharpness": "variance of cv2.Laplacian(gray/255, ksize=1) on the full image",
+            "reference_sharpness": "variance of cv2.Laplacian(gray/255, ksize=1) on the model input (resized, before padding)",
             "torch": torch.__version__, "threads": str(args.threads),
             "lr": str(args.lr), "batch": str(args.batch), "size": str(args.size),
             "train_seconds": "%.0f" % train_s,
