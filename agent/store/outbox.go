@@ -4,7 +4,10 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -132,6 +135,71 @@ func (s *Store) Pending(after uint64, limit int) ([]OutboxEntry, error) {
 		return nil, fmt.Errorf("pending: %w", err)
 	}
 	return out, nil
+}
+
+// OutboxSample is what a label's outbox entry travels with: the label,
+// the labelled inspection's record and its JPEG.
+type OutboxSample struct {
+	Label      Label
+	Inspection *Inspection
+	// JPEG is nil when the inspection has no image (never stored, or
+	// purged by retention): the label travels without it.
+	JPEG []byte
+	// Err: the entry cannot be made a sample now, and the other fields are
+	// not to be used. ErrNotFound: its inspection is gone; ErrInvalid: it is
+	// not a label entry. Otherwise a payload, record or image read failed.
+	Err error
+}
+
+// Samples reads what the label entries among entries need to travel as
+// samples: their labels, their inspections' records, all in one read
+// transaction, and then their JPEGs. It returns one result per entry, in
+// order; the uplink calls it once for each batch Pending returns instead
+// of a Get and an Image (another Get) per entry.
+func (s *Store) Samples(entries []OutboxEntry) []OutboxSample {
+	out := make([]OutboxSample, len(entries))
+	err := s.view(func(tx *bolt.Tx) error {
+		for i, e := range entries {
+			o := &out[i]
+			if e.Kind != KindLabel {
+				o.Err = fmt.Errorf("sample %s: %w: kind %q is not a label", e.ID, ErrInvalid, e.Kind)
+				continue
+			}
+			if err := json.Unmarshal(e.Payload, &o.Label); err != nil {
+				o.Err = fmt.Errorf("sample %s: label payload: %w", e.ID, err)
+				continue
+			}
+			ref := e.Ref
+			if ref == "" {
+				ref = o.Label.ItemID
+			}
+			in, err := getInspection(tx, ref)
+			if err != nil {
+				o.Err = fmt.Errorf("sample %s: labelled inspection %s: %w", e.ID, ref, err)
+				continue
+			}
+			o.Inspection = in
+		}
+		return nil
+	})
+	for i := range out {
+		o := &out[i]
+		if err != nil && o.Err == nil {
+			o.Err = fmt.Errorf("sample %s: %w", entries[i].ID, err)
+		}
+		if o.Err != nil || o.Inspection.Image == "" {
+			continue
+		}
+		b, err := os.ReadFile(filepath.Join(s.imgDir, o.Inspection.Image))
+		switch {
+		case errors.Is(err, os.ErrNotExist): // retention removed it meanwhile
+		case err != nil:
+			o.Err = fmt.Errorf("sample %s: image of %s: %w", entries[i].ID, o.Inspection.ID, err)
+		default:
+			o.JPEG = b
+		}
+	}
+	return out
 }
 
 // Ack removes the entries the collector acknowledged, by ID, in one

@@ -90,12 +90,13 @@ func (u *Uplink) drain() {
 			if len(entries) == 0 {
 				break
 			}
-			for _, e := range entries {
+			samples := u.samples(entries, inflight)
+			for i, e := range entries {
 				after = e.Seq
 				if _, ok := inflight[e.ID]; ok {
 					continue
 				}
-				topic, payload, err := u.message(e)
+				topic, payload, err := u.message(e, samples[i])
 				if err != nil {
 					u.log.Warn("outbox entry cannot be sent yet", "id", e.ID, "err", err)
 					continue
@@ -115,17 +116,40 @@ func (u *Uplink) drain() {
 	}
 }
 
-// message builds the wire message of an outbox entry.
-func (u *Uplink) message(e store.OutboxEntry) (string, []byte, error) {
+// samples reads, in one call, what the label entries not yet in flight
+// need to travel as samples; the result is indexed like entries.
+func (u *Uplink) samples(entries []store.OutboxEntry, inflight map[string]time.Time) []*store.OutboxSample {
+	out := make([]*store.OutboxSample, len(entries))
+	var labels []store.OutboxEntry
+	var at []int
+	for i, e := range entries {
+		if _, ok := inflight[e.ID]; !ok && e.Kind == store.KindLabel {
+			labels, at = append(labels, e), append(at, i)
+		}
+	}
+	if len(labels) == 0 {
+		return out
+	}
+	for j, s := range u.o.Outbox.Samples(labels) {
+		out[at[j]] = &s
+	}
+	return out
+}
+
+// message builds the wire message of an outbox entry; s is what a label
+// entry travels with (from samples).
+func (u *Uplink) message(e store.OutboxEntry, s *store.OutboxSample) (string, []byte, error) {
 	env := wire.Envelope{ID: e.ID, Device: u.o.Device, Time: e.Time.UTC(), Ack: true}
 	switch e.Kind {
 	case store.KindLabel:
-		s, err := u.sample(e)
-		if err != nil {
-			return "", nil, err
+		if s == nil {
+			return "", nil, errors.New("sample not read")
+		}
+		if s.Err != nil {
+			return "", nil, s.Err
 		}
 		env.Type = wire.TypeSample
-		b, err := wire.Encode(env, s)
+		b, err := wire.Encode(env, u.sample(s))
 		return u.Topic(wire.KindSamples), b, err
 	case store.KindDecision:
 		var d wire.Decision
@@ -151,41 +175,38 @@ func (u *Uplink) message(e store.OutboxEntry) (string, []byte, error) {
 }
 
 // sample joins a label with its inspection record and JPEG.
-func (u *Uplink) sample(e store.OutboxEntry) (*wire.Sample, error) {
-	var l store.Label
-	if err := json.Unmarshal(e.Payload, &l); err != nil {
-		return nil, fmt.Errorf("label payload: %w", err)
-	}
-	ref := e.Ref
-	if ref == "" {
-		ref = l.ItemID
-	}
-	in, err := u.o.Outbox.Get(ref)
-	if err != nil {
-		return nil, fmt.Errorf("labelled inspection %s: %w", ref, err)
-	}
-	raw, err := json.Marshal(in)
-	if err != nil {
-		return nil, fmt.Errorf("inspection %s: %w", ref, err)
-	}
+func (u *Uplink) sample(o *store.OutboxSample) *wire.Sample {
+	l := &o.Label
 	s := &wire.Sample{
 		LabelID: l.ID, ItemID: l.ItemID, Camera: l.Camera, Class: l.Class, By: l.By, At: l.At.UTC(),
 		Revision: l.Revision, Supersedes: l.Supersedes, Note: l.Note, Suggested: l.Suggested,
 		ModelVerdict: string(l.ModelVerdict), Model: wire.ModelRef{Name: l.Model.Name, Version: l.Model.Version},
+		Inspection: decision(o.Inspection),
 	}
-	if err := json.Unmarshal(raw, &s.Inspection); err != nil {
-		return nil, fmt.Errorf("inspection %s: %w", ref, err)
+	if o.JPEG == nil {
+		u.log.Warn("labelled inspection has no image; sending the label without it", "id", o.Inspection.ID)
+	} else {
+		s.Image = wire.NewImage(o.JPEG)
 	}
-	jpeg, err := u.o.Outbox.Image(ref)
-	switch {
-	case errors.Is(err, store.ErrNotFound):
-		u.log.Warn("labelled inspection has no image; sending the label without it", "id", ref)
-	case err != nil:
-		return nil, fmt.Errorf("image of %s: %w", ref, err)
-	default:
-		s.Image = wire.NewImage(jpeg)
+	return s
+}
+
+// decision is the wire form of an inspection record: the fields the two
+// share by JSON name, as decoding the record's JSON into wire.Decision
+// gives them (TestDecisionOf holds the two together).
+func decision(in *store.Inspection) wire.Decision {
+	d := wire.Decision{
+		ID: in.ID, Time: in.Time, Camera: in.Camera, PartID: in.PartID,
+		Model: wire.ModelRef{Name: in.Model.Name, Version: in.Model.Version}, Top: in.Top,
+		Verdict: string(in.Verdict), Reason: string(in.Reason), Level: in.Level.String(),
 	}
-	return s, nil
+	if len(in.Scores) > 0 {
+		d.Scores = make([]wire.Score, len(in.Scores))
+		for i, sc := range in.Scores {
+			d.Scores[i] = wire.Score{Label: sc.Label, P: sc.P}
+		}
+	}
+	return d
 }
 
 // limiter is a token bucket: rate per second, a burst of a tenth of a second.

@@ -29,9 +29,10 @@ type Outbox interface {
 	// Ack removes entries by ID once the collector acknowledged them; it
 	// returns after the commit (fsync).
 	Ack(ctx context.Context, ids ...string) (int, error)
-	// Get and Image read a labelled inspection and its JPEG for a sample.
-	Get(id string) (*store.Inspection, error)
-	Image(id string) ([]byte, error)
+	// Samples reads the labels, labelled inspections and JPEGs of label
+	// entries, one result per entry (its Err says why one cannot be sent
+	// yet). Called from the drain goroutine once per batch Pending returned.
+	Samples(entries []store.OutboxEntry) []store.OutboxSample
 }
 
 // Telemetry is implemented by the agent. Telemetry is called every
