@@ -4,6 +4,7 @@ import (
 	"image"
 	"math"
 	"math/rand/v2"
+	"strconv"
 	"testing"
 
 	"gocv.io/x/gocv"
@@ -61,12 +62,12 @@ func BenchmarkGrayStats(b *testing.B) {
 		}
 		m, _ := gocv.NewMatFromBytes(n, n, gocv.MatTypeCV8UC1, pix)
 		meas := NewMeasurer()
-		b.Run("go/"+itoa(n), func(b *testing.B) {
+		b.Run("go/"+strconv.Itoa(n), func(b *testing.B) {
 			for range b.N {
 				grayStats(pix, n, n, n)
 			}
 		})
-		b.Run("opencv/"+itoa(n), func(b *testing.B) {
+		b.Run("opencv/"+strconv.Itoa(n), func(b *testing.B) {
 			for range b.N {
 				meas.Measure(m, image.Rectangle{})
 			}
@@ -74,11 +75,4 @@ func BenchmarkGrayStats(b *testing.B) {
 		meas.Close()
 		m.Close()
 	}
-}
-
-func itoa(n int) string {
-	if n == 128 {
-		return "128"
-	}
-	return "256"
 }
