@@ -48,7 +48,13 @@
 //
 // ROI, then BGR→gray when the model is gray, then the resize, then channel
 // order, x*scale, (x-mean)/std, written in the model's layout into the
-// session's input tensor (no allocation per frame). Preprocess.Reference
+// session's input tensor (no allocation per frame). For a model of batch 1
+// each session has two input buffers and the caller's goroutine writes the
+// frame into a free one while the session may still be running the frame
+// before, so the session goes from run to run without waiting for a
+// preprocessing (Run from two goroutines per session to get the overlap);
+// batched models are preprocessed by the session's worker as it fills the
+// batch. Preprocess.Reference
 // computes the same numbers in plain Go, bit-exact with OpenCV 4.6 (the
 // training-serving skew test compares Python against it).
 //

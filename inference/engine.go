@@ -62,7 +62,12 @@ type model struct {
 	pre      Preprocess
 	provider string
 	batch    int
-	reqs     chan *request
+	reqs     chan *request // batched models: the shared queue the workers fill batches from
+	// free holds the input buffers no frame is using (models of batch 1):
+	// a caller takes one, preprocesses into it on its own goroutine and
+	// queues the frame on the buffer's session, so the next frame is ready
+	// the moment the session finishes the one before.
+	free chan *slot
 	// measure: the reference statistics are of the model input, so the
 	// preprocessing measures each frame (Result.Stats).
 	measure bool
@@ -70,6 +75,7 @@ type model struct {
 	gate    sync.RWMutex // Run holds it shared while a frame is in flight
 	retired bool
 	wg      sync.WaitGroup
+	workers []*worker
 }
 
 type request struct {
@@ -79,7 +85,20 @@ type request struct {
 	res  Result
 	err  error
 	done chan struct{}
+	slot *slot    // batch 1: the input buffer the frame was written into
+	geo  Geometry // batch 1: its geometry
 }
+
+// slot is input buffer k of a worker's session, with the Preprocessor that
+// writes it (Preprocessors are not safe for concurrent use).
+type slot struct {
+	w  *worker
+	k  int
+	pp *Preprocessor
+}
+
+// buffersPerSession: one frame runs while the next is written.
+const buffersPerSession = 2
 
 // Open loads pkg into a new engine: it checks the graph against the
 // manifest and opens cfg.Sessions sessions on the chosen provider. Errors
@@ -127,6 +146,9 @@ func (e *Engine) load(pkg *Package) (*model, error) {
 	}
 	shape := append([]int64{int64(m.batch)}, man.Input.Shape[1:]...)
 	spec := onnx.SessionSpec{Model: pkg.Model, Input: man.Input.Name, Shape: shape, Outputs: m.dec.names}
+	if m.batch == 1 {
+		spec.Buffers = buffersPerSession
+	}
 	opts := e.cfg.Options
 	var workers []*worker
 	for i := range e.cfg.Sessions {
@@ -142,13 +164,37 @@ func (e *Engine) load(pkg *Package) (*model, error) {
 			m.provider = s.Provider()
 			opts.Provider, opts.Fallback = s.Provider(), false
 		}
-		workers = append(workers, &worker{e: e, m: m, sess: s, pp: NewPreprocessor(m.pre),
-			batch: make([]*request, 0, m.batch), geo: make([]Geometry, m.batch)})
+		w := &worker{e: e, m: m, sess: s}
+		if m.batch == 1 {
+			w.single = make(chan *request, buffersPerSession)
+			for k := range buffersPerSession {
+				w.slots = append(w.slots, &slot{w: w, k: k, pp: NewPreprocessor(m.pre)})
+			}
+		} else {
+			w.pp = NewPreprocessor(m.pre)
+			w.batch, w.geo = make([]*request, 0, m.batch), make([]Geometry, m.batch)
+		}
+		workers = append(workers, w)
 	}
-	m.reqs = make(chan *request, e.cfg.Sessions*m.batch)
+	if m.batch == 1 {
+		// Interleaved, so that the first frames go to different sessions.
+		m.free = make(chan *slot, len(workers)*buffersPerSession)
+		for k := range buffersPerSession {
+			for _, w := range workers {
+				m.free <- w.slots[k]
+			}
+		}
+	} else {
+		m.reqs = make(chan *request, e.cfg.Sessions*m.batch)
+	}
+	m.workers = workers
 	for _, w := range workers {
 		m.wg.Add(1)
-		go w.loop()
+		if m.batch == 1 {
+			go w.loopSingle()
+		} else {
+			go w.loop()
+		}
 	}
 	e.log.Info("model loaded", "model", man.Name, "version", man.Version, "task", man.Task,
 		"provider", m.provider, "sessions", e.cfg.Sessions, "batch", m.batch)
@@ -160,7 +206,13 @@ func (e *Engine) load(pkg *Package) (*model, error) {
 func (m *model) retire() {
 	m.gate.Lock()
 	m.retired = true
-	close(m.reqs)
+	if m.batch == 1 {
+		for _, w := range m.workers {
+			close(w.single)
+		}
+	} else {
+		close(m.reqs)
+	}
 	m.gate.Unlock()
 	m.wg.Wait()
 }
@@ -186,6 +238,14 @@ func (e *Engine) Run(ctx context.Context, in Frame) (Result, error) {
 		}
 		req := e.reqs.Get().(*request)
 		req.ctx, req.in, req.enq, req.res, req.err = ctx, in, time.Now(), Result{}, nil
+		if m.batch == 1 {
+			err := m.runSingle(req)
+			m.gate.RUnlock()
+			res := req.res
+			req.ctx, req.in, req.res, req.slot = nil, Frame{}, Result{}, nil
+			e.reqs.Put(req)
+			return res, err
+		}
 		select {
 		case m.reqs <- req:
 		case <-ctx.Done():
@@ -247,9 +307,14 @@ func (e *Engine) Close() error {
 // worker owns one session and one preprocessor and serves the model's
 // request queue.
 type worker struct {
-	e     *Engine
-	m     *model
-	sess  *onnx.Session
+	e    *Engine
+	m    *model
+	sess *onnx.Session
+	// batch 1: the session's input buffers and the worker's queue of
+	// frames written into them.
+	slots  []*slot
+	single chan *request
+	// batched models: the worker preprocesses the batch itself.
 	pp    *Preprocessor
 	batch []*request
 	geo   []Geometry
@@ -260,7 +325,92 @@ func (w *worker) close() {
 	if err := w.sess.Close(); err != nil {
 		w.e.log.Warn("close session", "err", err)
 	}
-	w.pp.Close()
+	if w.pp != nil {
+		w.pp.Close()
+	}
+	for _, sl := range w.slots {
+		sl.pp.Close()
+	}
+}
+
+// runSingle runs one frame on a model of batch 1: it waits for a free input
+// buffer, preprocesses into it on the caller's goroutine (while the
+// buffer's session may still be running the frame before), then queues it
+// on that session and waits. The caller holds m.gate shared.
+func (m *model) runSingle(req *request) error {
+	ctx := req.ctx
+	var sl *slot
+	select {
+	case sl = <-m.free:
+	case <-ctx.Done():
+		return fmt.Errorf("%w: %v while queued", ErrDeadline, context.Cause(ctx))
+	}
+	t0 := time.Now()
+	req.res.Timings.Queue = t0.Sub(req.enq)
+	buf := sl.w.sess.InputBuffer(sl.k)
+	var err error
+	if m.measure {
+		req.geo, req.res.Stats, err = sl.pp.RunMeasured(req.in.Image, req.in.ROI, buf)
+		req.res.Measured = err == nil
+	} else {
+		req.geo, err = sl.pp.Run(req.in.Image, req.in.ROI, buf)
+	}
+	req.res.Timings.Preprocess = time.Since(t0)
+	if err != nil {
+		m.free <- sl
+		return err
+	}
+	req.slot = sl
+	sl.w.single <- req // never blocks: the worker's queue holds all its buffers
+	<-req.done
+	return req.err
+}
+
+// loopSingle serves the frames queued on this worker's buffers (batch 1).
+func (w *worker) loopSingle() {
+	defer w.m.wg.Done()
+	defer w.close()
+	for r := range w.single {
+		w.runOne(r)
+	}
+}
+
+// runOne runs and decodes one preprocessed frame. Its buffer goes back to
+// the free list as soon as the run is over, so the next frame can be
+// written while this one is decoded.
+func (w *worker) runOne(r *request) {
+	sl := r.slot
+	if err := r.ctx.Err(); err != nil {
+		w.m.free <- sl
+		finish(r, fmt.Errorf("%w: %v before the run started", ErrDeadline, context.Cause(r.ctx)))
+		return
+	}
+	t0 := time.Now()
+	err := w.sess.RunBuffer(r.ctx, sl.k)
+	runTime := time.Since(t0)
+	w.m.free <- sl
+	if err != nil {
+		if !errors.Is(err, onnx.ErrDeadline) {
+			w.e.log.Warn("inference run failed", "model", w.m.pkg.Manifest.Name, "err", err)
+		}
+		finish(r, fmt.Errorf("run: %w", err))
+		return
+	}
+	t1 := time.Now()
+	man := w.m.pkg.Manifest
+	res := &r.res
+	res.Model, res.Version, res.Task, res.Provider, res.Batch = man.Name, man.Version, man.Task, w.m.provider, 1
+	res.Timings.Run = runTime
+	err = w.m.dec.decode(w.sess.Outputs(), 0, r.geo, res)
+	res.Timings.Decode = time.Since(t1)
+	res.Timings.Total = time.Since(r.enq)
+	if err == nil && r.ctx.Err() != nil {
+		err = fmt.Errorf("%w: %v: the result is late", ErrDeadline, context.Cause(r.ctx))
+	}
+	if err != nil {
+		err = fmt.Errorf("decode: %w", err)
+	}
+	finish(r, err)
 }
 
 func (w *worker) loop() {

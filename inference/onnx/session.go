@@ -96,6 +96,9 @@ type SessionSpec struct {
 	// Shape is the concrete input shape, batch included, e.g. [4 3 64 64].
 	Shape   []int64
 	Outputs []string // outputs to fetch, in this order
+	// Buffers is the number of input tensors (0 means 1): with two, the
+	// next frame is written into one while the other runs (RunBuffer).
+	Buffers int
 }
 
 // Tensor is an output converted to float32 (bool gives 0 or 1). Its Data is
@@ -113,8 +116,8 @@ type Tensor struct {
 // its own. Close it before the Runtime.
 type Session struct {
 	sess     *ort.DynamicAdvancedSession
-	in       *ort.Tensor[float32]
-	inputs   []ort.Value
+	ins      []*ort.Tensor[float32] // the input buffers
+	inputs   [][]ort.Value          // the run's input list for each buffer
 	outs     []ort.Value
 	conv     []Tensor
 	ro       *ort.RunOptions
@@ -259,17 +262,21 @@ func (r *Runtime) newSessionOn(spec SessionSpec, opt Options, provider string) (
 		}
 		return nil, fmt.Errorf("%w: %v", ErrInvalidModel, err)
 	}
-	if s.in, err = ort.NewEmptyTensor[float32](ort.NewShape(spec.Shape...)); err != nil {
-		return nil, fmt.Errorf("allocate input %v: %w", spec.Shape, err)
+	for range max(1, spec.Buffers) {
+		in, err := ort.NewEmptyTensor[float32](ort.NewShape(spec.Shape...))
+		if err != nil {
+			return nil, fmt.Errorf("allocate input %v: %w", spec.Shape, err)
+		}
+		s.ins = append(s.ins, in)
+		s.inputs = append(s.inputs, []ort.Value{in})
 	}
-	s.inputs = []ort.Value{s.in}
 	if s.ro, err = ort.NewRunOptions(); err != nil {
 		return nil, fmt.Errorf("run options: %w", err)
 	}
 	// Warm-up: ONNX Runtime allocates the outputs (of the graph's own
 	// element types); they are then reused for every run.
 	s.outs = make([]ort.Value, len(spec.Outputs))
-	if err = s.sess.Run(s.inputs, s.outs); err != nil {
+	if err = s.sess.Run(s.inputs[0], s.outs); err != nil {
 		if provider != ProviderCPU {
 			return nil, &ProviderError{Provider: provider, Available: avail, Cause: err}
 		}
@@ -339,8 +346,15 @@ func (s *Session) Provider() string { return s.provider }
 // InputShape is the concrete input shape, batch included.
 func (s *Session) InputShape() []int64 { return s.shape }
 
-// Input is the input tensor's data, written in place before Run.
-func (s *Session) Input() []float32 { return s.in.GetData() }
+// Input is the (first) input tensor's data, written in place before Run.
+func (s *Session) Input() []float32 { return s.ins[0].GetData() }
+
+// Buffers is the number of input buffers (SessionSpec.Buffers).
+func (s *Session) Buffers() int { return len(s.ins) }
+
+// InputBuffer is input buffer k's data, written in place before
+// RunBuffer(ctx, k). Writing one buffer while another runs is safe.
+func (s *Session) InputBuffer(k int) []float32 { return s.ins[k].GetData() }
 
 // Outputs are the last run's outputs, in SessionSpec.Outputs order; the
 // slices are reused by the next Run.
@@ -349,9 +363,15 @@ func (s *Session) Outputs() []Tensor { return s.conv }
 // Run runs the graph on Input. When ctx ends first, the run is terminated
 // and the error wraps ErrDeadline; a run that finishes after ctx ended also
 // reports ErrDeadline, since its result is late. Other failures wrap ErrRun.
-func (s *Session) Run(ctx context.Context) error {
+func (s *Session) Run(ctx context.Context) error { return s.RunBuffer(ctx, 0) }
+
+// RunBuffer is Run on input buffer k.
+func (s *Session) RunBuffer(ctx context.Context, k int) error {
 	if s.closed {
 		return ErrClosed
+	}
+	if k < 0 || k >= len(s.ins) {
+		return fmt.Errorf("%w: input buffer %d of %d", ErrRun, k, len(s.ins))
 	}
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("%w: %v before the run started", ErrDeadline, context.Cause(ctx))
@@ -369,7 +389,7 @@ func (s *Session) Run(ctx context.Context) error {
 		})
 	}
 	start := time.Now()
-	err := s.sess.RunWithOptions(s.inputs, s.outs, s.ro)
+	err := s.sess.RunWithOptions(s.inputs[k], s.outs, s.ro)
 	if stop != nil {
 		if stop() {
 			wg.Done() // the AfterFunc will never run
@@ -443,8 +463,8 @@ func (s *Session) Close() error {
 	if s.sess != nil {
 		errs = append(errs, s.sess.Destroy())
 	}
-	if s.in != nil {
-		errs = append(errs, s.in.Destroy())
+	for _, in := range s.ins {
+		errs = append(errs, in.Destroy())
 	}
 	for _, v := range s.outs {
 		if v != nil {
