@@ -15,15 +15,19 @@
 // reconnect, is sent again from the oldest pending entry; the collector
 // de-duplicates by ID.
 //
-// Labels become samples: the label, the inspection record and its JPEG (read
-// with the store's Get and Image) in one wire.Sample.
+// An acknowledged entry leaves the window at once; a committer goroutine
+// removes everything acknowledged meanwhile from the store in one
+// transaction (one fsync), so the disk's sync does not hold the drain.
+//
+// Labels become samples: the label, the inspection record and its JPEG
+// (read for a whole batch with the store's Samples) in one wire.Sample.
 //
 // # Lifecycle
 //
 // New checks the options; Handle registers extra down-link handlers (the
 // model lifecycle's offers); Open connects (retrying in the background, so
-// a device starts offline just fine) and starts the drain, telemetry and
-// dispatch goroutines; Close publishes status "offline", disconnects and
+// a device starts offline just fine) and starts the drain, commit,
+// telemetry and dispatch goroutines; Close publishes status "offline", disconnects and
 // waits for them. Open the store first and close it after the uplink.
 //
 // # Caveats

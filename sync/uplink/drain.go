@@ -42,7 +42,10 @@ func (u *Uplink) drain() {
 		case <-u.wake:
 		case <-poll.C:
 		}
-		// Acknowledgements first: they shrink the window.
+		// Acknowledgements first: they shrink the window. The collector
+		// has made these entries durable, so they leave the window now and
+		// the store commit (an fsync) runs on the committer goroutine
+		// while the next entries go out.
 		if acks := u.acks.takeAll(); len(acks) > 0 {
 			var ids []string
 			for _, a := range acks {
@@ -53,14 +56,7 @@ func (u *Uplink) drain() {
 					ids = append(ids, r.ID)
 				}
 			}
-			n, err := u.o.Outbox.Ack(u.ctx, ids...)
-			if err != nil {
-				if u.ctx.Err() == nil {
-					u.log.Error("outbox ack", "err", err)
-				}
-				continue // the ids will be acked again on redelivery
-			}
-			u.acked.Add(uint64(n))
+			u.commits.push(ids)
 			progress = time.Now()
 			for _, id := range ids {
 				delete(inflight, id)
@@ -113,6 +109,43 @@ func (u *Uplink) drain() {
 				break // acks or a reconnect are waiting
 			}
 		}
+	}
+}
+
+// commit is the committer goroutine: it removes the entries the collector
+// acknowledged from the outbox, everything waiting in one store
+// transaction. A failed commit is retried (the acks stay valid: the
+// collector has the samples); until it succeeds the entries stay in the
+// outbox and a restart of the drain sends them again, which the collector
+// answers as duplicates.
+func (u *Uplink) commit() {
+	var retry []string
+	for {
+		ids, ok := u.commits.pop()
+		if !ok {
+			return
+		}
+		ids = append(retry, ids...)
+		for _, more := range u.commits.takeAll() {
+			ids = append(ids, more...)
+		}
+		retry = nil
+		n, err := u.o.Outbox.Ack(u.ctx, ids...)
+		if err != nil {
+			if u.ctx.Err() != nil {
+				return
+			}
+			u.log.Error("outbox ack; retrying", "n", len(ids), "err", err)
+			retry = ids
+			select {
+			case <-u.ctx.Done():
+				return
+			case <-time.After(time.Second):
+			}
+			u.commits.push(nil)
+			continue
+		}
+		u.acked.Add(uint64(n))
 	}
 }
 

@@ -159,10 +159,12 @@ type Uplink struct {
 
 	handlers map[string]Handler
 
-	acks  *queue[wire.Ack]
-	cmds  *queue[[]byte]
-	extra map[string]*queue[message]
-	wake  chan struct{}
+	acks *queue[wire.Ack]
+	// commits carries acknowledged IDs from the drain to the committer.
+	commits *queue[[]string]
+	cmds    *queue[[]byte]
+	extra   map[string]*queue[message]
+	wake    chan struct{}
 
 	reconnected atomic.Bool
 	connected   atomic.Bool
@@ -217,7 +219,7 @@ func New(o Options) (*Uplink, error) {
 	return &Uplink{
 		o: o, log: o.Logger.With("component", "uplink"),
 		handlers: map[string]Handler{}, extra: map[string]*queue[message]{},
-		acks: newQueue[wire.Ack](), cmds: newQueue[[]byte](), wake: make(chan struct{}, 1),
+		acks: newQueue[wire.Ack](), commits: newQueue[[]string](), cmds: newQueue[[]byte](), wake: make(chan struct{}, 1),
 	}, nil
 }
 
@@ -305,8 +307,9 @@ func (u *Uplink) Open(ctx context.Context) error {
 	u.cli = paho.NewClient(po)
 	u.cli.Connect() // retries in the background (ConnectRetry)
 
-	u.wg.Add(3 + len(u.extra))
+	u.wg.Add(4 + len(u.extra))
 	go func() { defer u.wg.Done(); u.drain() }()
+	go func() { defer u.wg.Done(); u.commit() }()
 	go func() { defer u.wg.Done(); u.runCommands() }()
 	go func() { defer u.wg.Done(); u.runTelemetry() }()
 	for filter, q := range u.extra {
@@ -423,6 +426,7 @@ func (u *Uplink) Close() error {
 	}
 	u.cancel()
 	u.acks.close()
+	u.commits.close()
 	u.cmds.close()
 	for _, q := range u.extra {
 		q.close()
