@@ -197,7 +197,7 @@ func (e *Engine) load(pkg *Package) (*model, error) {
 		}
 	}
 	e.log.Info("model loaded", "model", man.Name, "version", man.Version, "task", man.Task,
-		"provider", m.provider, "sessions", e.cfg.Sessions, "batch", m.batch)
+		"provider", m.provider, "sessions", e.cfg.Sessions, "intra_op_threads", workers[0].sess.IntraThreads(), "batch", m.batch)
 	return m, nil
 }
 

@@ -32,7 +32,9 @@ type Options struct {
 	Fallback bool `yaml:"fallback,omitempty"`
 	// ProviderOptions are passed through to the provider, keyed by provider name.
 	ProviderOptions map[string]map[string]string `yaml:"provider_options,omitempty"`
-	// IntraOpThreads and InterOpThreads: 0 lets ONNX Runtime decide.
+	// IntraOpThreads: 0 means all physical cores but one, shared among the
+	// sessions, on the CPU provider (see IntraThreads), and ONNX Runtime's
+	// choice on an accelerator. InterOpThreads: 0 lets ONNX Runtime decide.
 	IntraOpThreads int `yaml:"intra_op_threads,omitempty"`
 	InterOpThreads int `yaml:"inter_op_threads,omitempty"`
 	// Spinning lets ONNX Runtime's intra-op threads spin-wait between runs

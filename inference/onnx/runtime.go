@@ -21,6 +21,7 @@ var env struct {
 // before creating sessions and Close it after they are closed.
 type Runtime struct {
 	path   string
+	cores  int // physical cores, for the default intra-op thread count
 	closed bool
 }
 
@@ -39,14 +40,14 @@ func OpenRuntime(search LibrarySearch) (*Runtime, error) {
 			return nil, fmt.Errorf("onnx runtime already loaded from %s; cannot also load %s in one process", env.path, path)
 		}
 		env.refs++
-		return &Runtime{path: path}, nil
+		return &Runtime{path: path, cores: PhysicalCores()}, nil
 	}
 	ort.SetSharedLibraryPath(path)
 	if err := ort.InitializeEnvironment(ort.WithLogLevelError()); err != nil {
 		return nil, fmt.Errorf("load onnx runtime %s: %w (is it the %s build for this platform? %s)", path, err, RuntimeVersion, InstallHint)
 	}
 	env.refs, env.path = 1, path
-	return &Runtime{path: path}, nil
+	return &Runtime{path: path, cores: PhysicalCores()}, nil
 }
 
 // Path is the library file in use.

@@ -123,6 +123,7 @@ type Session struct {
 	ro       *ort.RunOptions
 	provider string
 	shape    []int64
+	threads  int
 
 	termMu     sync.Mutex
 	terminated bool
@@ -230,8 +231,9 @@ func (r *Runtime) newSessionOn(spec SessionSpec, opt Options, provider string) (
 		return nil, fmt.Errorf("session options: %w", err)
 	}
 	defer so.Destroy()
-	if opt.IntraOpThreads > 0 {
-		if err := so.SetIntraOpNumThreads(opt.IntraOpThreads); err != nil {
+	threads := opt.IntraThreads(provider, r.cores)
+	if n := threads; n > 0 {
+		if err := so.SetIntraOpNumThreads(n); err != nil {
 			return nil, fmt.Errorf("intra-op threads: %w", err)
 		}
 	}
@@ -249,7 +251,7 @@ func (r *Runtime) newSessionOn(spec SessionSpec, opt Options, provider string) (
 	if err := appendProvider(so, provider, opt.ProviderOptions[provider]); err != nil {
 		return nil, &ProviderError{Provider: provider, Available: avail, Cause: err}
 	}
-	s := &Session{provider: provider, shape: slices.Clone(spec.Shape)}
+	s := &Session{provider: provider, shape: slices.Clone(spec.Shape), threads: threads}
 	defer func() {
 		if err != nil {
 			s.Close()
@@ -342,6 +344,10 @@ func appendProvider(so *ort.SessionOptions, provider string, po map[string]strin
 
 // Provider is the execution provider this session runs on (config name).
 func (s *Session) Provider() string { return s.provider }
+
+// IntraThreads is the intra-op thread count the session was given (0: ONNX
+// Runtime's own choice).
+func (s *Session) IntraThreads() int { return s.threads }
 
 // InputShape is the concrete input shape, batch included.
 func (s *Session) InputShape() []int64 { return s.shape }

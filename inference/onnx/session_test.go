@@ -222,3 +222,32 @@ func TestDeadline(t *testing.T) {
 		t.Fatalf("run after close: %v", err)
 	}
 }
+
+func TestIntraThreads(t *testing.T) {
+	tests := []struct {
+		name     string
+		opt      Options
+		provider string
+		cores    int
+		want     int
+	}{
+		{"configured wins", Options{IntraOpThreads: 3}, ProviderCPU, 8, 3},
+		{"configured on cuda", Options{IntraOpThreads: 2}, ProviderCUDA, 8, 2},
+		{"2 cores: one for the model, one for the line", Options{}, ProviderCPU, 2, 1},
+		{"1 core", Options{}, ProviderCPU, 1, 1},
+		{"8 cores", Options{Sessions: 1}, ProviderCPU, 8, 7},
+		{"8 cores, 2 sessions", Options{Sessions: 2}, ProviderCPU, 8, 3},
+		{"4 cores, 4 sessions", Options{Sessions: 4}, ProviderCPU, 4, 1},
+		{"accelerator: ONNX Runtime decides", Options{}, ProviderCUDA, 8, 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := tt.opt.IntraThreads(tt.provider, tt.cores); got != tt.want {
+				t.Errorf("IntraThreads(%s, %d) = %d, want %d", tt.provider, tt.cores, got, tt.want)
+			}
+		})
+	}
+	if n := PhysicalCores(); n < 1 {
+		t.Errorf("PhysicalCores() = %d", n)
+	}
+}
