@@ -46,7 +46,8 @@ type Camera struct {
 	camera.Spec `yaml:",inline"`
 	// Automation is the degree of automation: human, shadow, assist, partial or full.
 	Automation string `yaml:"automation"`
-	// Workers run inference and the policy for this camera (default 1).
+	// Workers run inference and the policy for this camera (default 2: one
+	// frame is preprocessed while the other runs).
 	Workers int `yaml:"workers,omitempty"`
 }
 

@@ -91,8 +91,12 @@ func (s *memorySource) free() {
 }
 
 // benchRig is a line on the built-in model with the store committing with
-// fsync, as on a device.
+// fsync, as on a device, and the default thread settings.
 func benchRig(b *testing.B, sessions int) (*onnx.Runtime, *inference.Package, *inference.Engine, *store.Store) {
+	return benchRigWith(b, onnx.Options{Provider: "cpu", Sessions: sessions})
+}
+
+func benchRigWith(b *testing.B, opts onnx.Options) (*onnx.Runtime, *inference.Package, *inference.Engine, *store.Store) {
 	rt, err := onnx.OpenRuntime(onnx.ProcessSearch(""))
 	if err != nil {
 		b.Fatal(err)
@@ -102,7 +106,7 @@ func benchRig(b *testing.B, sessions int) (*onnx.Runtime, *inference.Package, *i
 	if err != nil {
 		b.Fatal(err)
 	}
-	eng, err := inference.Open(rt, pkg, inference.Config{Options: onnx.Options{Provider: "cpu", Sessions: sessions}})
+	eng, err := inference.Open(rt, pkg, inference.Config{Options: opts})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -117,15 +121,21 @@ func benchRig(b *testing.B, sessions int) (*onnx.Runtime, *inference.Package, *i
 
 // rawRun times n runs of a bare ONNX Runtime session on one prepared
 // input tensor: the model alone, no preprocessing, decoding or anything
-// else. It returns the total and each run's duration.
+// else, with the default thread settings. It returns the total and each
+// run's duration.
 func rawRun(b *testing.B, rt *onnx.Runtime, pkg *inference.Package, n int) (time.Duration, []time.Duration) {
+	return rawRunWith(b, rt, pkg, n, onnx.Options{Provider: "cpu"})
+}
+
+func rawRunWith(b *testing.B, rt *onnx.Runtime, pkg *inference.Package, n int, opts onnx.Options) (time.Duration, []time.Duration) {
 	man := pkg.Manifest
 	outs := make([]string, 0, len(man.Outputs))
 	for _, o := range man.Outputs {
 		outs = append(outs, o.Name)
 	}
 	shape := append([]int64{1}, man.Input.Shape[1:]...)
-	sess, err := rt.NewSession(onnx.SessionSpec{Model: pkg.Model, Input: man.Input.Name, Shape: shape, Outputs: outs}, onnx.Options{Provider: "cpu"}, nil)
+	opts.Sessions = 1
+	sess, err := rt.NewSession(onnx.SessionSpec{Model: pkg.Model, Input: man.Input.Name, Shape: shape, Outputs: outs}, opts, nil)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -191,17 +201,30 @@ func runPipeline(b *testing.B, eng *inference.Engine, st *store.Store, src *memo
 // committed decision, with the store's fsync) against the bare ONNX Runtime
 // session on the same model with the same thread settings, side by side in
 // one run. Target: ratio >= 0.95 for one camera.
+//
+//   - default: the agent's defaults (2 workers, one session, ORT on all
+//     physical cores but one);
+//   - workers=1: no overlap of one frame's preprocessing with the run
+//     before;
+//   - threads=all: ORT's pool on every physical core, the line's own work
+//     competing with it (the bare session gets the same pool).
 func BenchmarkPipelineVsRawORT(b *testing.B) {
 	const n = 2000
-	for _, workers := range []int{1, 2} {
-		b.Run(map[int]string{1: "workers=1", 2: "workers=2"}[workers], func(b *testing.B) {
-			rt, pkg, eng, st := benchRig(b, workers)
+	cores := onnx.PhysicalCores()
+	for _, c := range []struct {
+		name    string
+		workers int
+		threads int
+	}{{"default", 2, 0}, {"workers=1", 1, 0}, {"threads=all", 2, cores}} {
+		b.Run(c.name, func(b *testing.B) {
+			opts := onnx.Options{Provider: "cpu", Sessions: 1, IntraOpThreads: c.threads}
+			rt, pkg, eng, st := benchRigWith(b, opts)
 			var rawT, engT, pipeT time.Duration
 			for range b.N {
-				r, _ := rawRun(b, rt, pkg, n)
+				r, _ := rawRunWith(b, rt, pkg, n, opts)
 				e := engineRun(b, eng, n)
 				src := newMemorySource(b, n, 0)
-				pt, _ := runPipeline(b, eng, st, src, workers)
+				pt, _ := runPipeline(b, eng, st, src, c.workers)
 				src.free()
 				rawT += r
 				engT += e
@@ -213,6 +236,7 @@ func BenchmarkPipelineVsRawORT(b *testing.B) {
 			b.ReportMetric(float64(n*b.N)/engT.Seconds(), "engine-fps")
 			b.ReportMetric(pipe, "pipeline-fps")
 			b.ReportMetric(pipe/raw, "ratio")
+			b.ReportMetric(float64(opts.IntraThreads("cpu", cores)), "ort-threads")
 		})
 	}
 }
@@ -227,7 +251,7 @@ func BenchmarkLatency(b *testing.B) {
 		rawT, ds := rawRun(b, rt, pkg, n)
 		period := 2 * rawT / n
 		src := newMemorySource(b, n, period)
-		_, p := runPipeline(b, eng, st, src, 1)
+		_, p := runPipeline(b, eng, st, src, 2)
 		src.free()
 		cs := p.Cameras()[0]
 		slices.Sort(ds)

@@ -18,6 +18,7 @@ import (
 	"github.com/linesight/linesight/agent/store"
 	"github.com/linesight/linesight/camera"
 	"github.com/linesight/linesight/inference"
+	"github.com/prometheus/client_golang/prometheus"
 	"gocv.io/x/gocv"
 )
 
@@ -39,6 +40,13 @@ type cam struct {
 	deferWin *policy.DeferWindow
 	stats    camStats
 	autoSeen int
+
+	// This camera's metric children, looked up once instead of per frame.
+	mFrames              prometheus.Counter
+	mRecordQ             prometheus.Gauge
+	mLatency             prometheus.Observer
+	mStages              map[string]prometheus.Observer
+	mDeferRate, mDeferAl prometheus.Gauge
 }
 
 // record is a decided part on its way to the store; it owns the frame.
@@ -54,6 +62,14 @@ func newCam(p *Pipeline, co CameraOptions, rng *rand.Rand) *cam {
 	c := &cam{p: p, id: co.Source.ID(), src: co.Source, workers: co.Workers, rng: rng,
 		records: make(chan *record, 16*co.Workers+p.opts.Recorders)}
 	c.lvl.Store(int32(co.Level))
+	c.mFrames = p.m.frames.WithLabelValues(c.id)
+	c.mRecordQ = p.m.queue.WithLabelValues(c.id, "record")
+	c.mLatency = p.m.latency.WithLabelValues(c.id)
+	c.mDeferRate, c.mDeferAl = p.m.deferRate.WithLabelValues(c.id), p.m.deferAlrm.WithLabelValues(c.id)
+	c.mStages = map[string]prometheus.Observer{}
+	for _, st := range []string{"queue", "measure", "preprocess", "inference", "decode", "engine_queue", "policy", "record"} {
+		c.mStages[st] = p.m.stage.WithLabelValues(c.id, st)
+	}
 	c.deferWin = policy.NewDeferWindow(200, 50, p.opts.MaxDeferRate)
 	c.stats.init()
 	c.resetDrift(p.opts.Engine.Manifest())
@@ -124,9 +140,9 @@ func (c *cam) work() {
 			return
 		}
 		c.pending.Add(1)
-		c.p.m.frames.WithLabelValues(c.id).Inc()
+		c.mFrames.Inc()
 		r := c.decide(f, meas)
-		c.p.m.queue.WithLabelValues(c.id, "record").Set(float64(len(c.records)))
+		c.mRecordQ.Set(float64(len(c.records)))
 		c.records <- r // blocks when the store is behind: never drops a decision
 	}
 }
@@ -153,20 +169,25 @@ func (c *cam) decide(f *camera.Frame, meas *inference.Measurer) *record {
 	case !f.Deadline.IsZero() && start.After(f.Deadline):
 		in.Failure = policy.DeadlineMissed
 	default:
-		t0 := time.Now()
-		var err error
-		stats, err = meas.Measure(f.Mat, image.Rectangle{})
-		timings["measure"] = time.Since(t0)
-		if err != nil {
-			in.Failure = policy.InferenceError
-			p.log.Warn("frame could not be measured", "camera", c.id, "err", err)
-			break
+		// A model whose reference is of its input gets the frame measured
+		// by the engine while it preprocesses (Result.Stats); an older
+		// package's reference is of the whole frame, measured here.
+		if !man.Reference.OnInput() {
+			t0 := time.Now()
+			var err error
+			stats, err = meas.Measure(f.Mat, image.Rectangle{})
+			timings["measure"] = time.Since(t0)
+			if err != nil {
+				in.Failure = policy.InferenceError
+				p.log.Warn("frame could not be measured", "camera", c.id, "err", err)
+				break
+			}
 		}
-		in.Brightness, in.Contrast, in.Sharpness = stats.Brightness, stats.Contrast, stats.Sharpness
 		ctx, cancel := context.WithTimeout(p.work, p.opts.Timeout)
 		if !f.Deadline.IsZero() {
 			ctx, cancel = withDeadline(ctx, cancel, f.Deadline)
 		}
+		var err error
 		res, err = p.opts.Engine.Run(ctx, inference.Frame{Image: f.Mat})
 		cancel()
 		switch {
@@ -185,6 +206,10 @@ func (c *cam) decide(f *camera.Frame, meas *inference.Measurer) *record {
 			ran = true
 		}
 		if ran {
+			if res.Measured {
+				stats = res.Stats
+			}
+			in.Brightness, in.Contrast, in.Sharpness = stats.Brightness, stats.Contrast, stats.Sharpness
 			timings["preprocess"] = res.Timings.Preprocess
 			timings["inference"] = res.Timings.Run
 			timings["decode"] = res.Timings.Decode
@@ -228,9 +253,6 @@ func (c *cam) decide(f *camera.Frame, meas *inference.Measurer) *record {
 			insp.Scores[i] = store.Score{Label: l, P: round6(float64(res.Scores[i]))}
 		}
 		insp.Top = res.TopLabel
-		if f.HasImage() {
-			insp.Heatmap = heatmapOver(res, man, f.Mat.Cols(), f.Mat.Rows())
-		}
 	}
 	insp.FromDecision(d)
 	if f.Late && f.LateReason != "" {
@@ -245,7 +267,13 @@ func (c *cam) decide(f *camera.Frame, meas *inference.Measurer) *record {
 		Actuate: d.Actuate, Review: d.Review, Top: d.Top, PGood: d.PGood, Model: insp.Model.Name, Version: insp.Model.Version,
 		Latency: float64(latency.Microseconds()) / 1000, Late: in.Failure == policy.DeadlineMissed, Deadline: f.Deadline,
 	}
-	return &record{f: f, insp: insp, msg: msg, keepImg: c.keepImage(d), decided: decided}
+	keep := c.keepImage(d)
+	if keep && ran && f.HasImage() {
+		// The heatmap goes with the image it is drawn on (the review UI);
+		// a part kept without its image does not need it.
+		insp.Heatmap = heatmapOver(res, man, f.Mat.Cols(), f.Mat.Rows())
+	}
+	return &record{f: f, insp: insp, msg: msg, keepImg: keep, decided: decided}
 }
 
 func (c *cam) keepImage(d policy.Decision) bool {
@@ -303,7 +331,11 @@ func (c *cam) commit(r *record) {
 	committed := time.Now()
 	r.insp.Timings["record"] = committed.Sub(t0)
 	for stage, d := range r.insp.Timings {
-		p.m.stage.WithLabelValues(c.id, stage).Observe(d.Seconds())
+		o, ok := c.mStages[stage]
+		if !ok {
+			o = p.m.stage.WithLabelValues(c.id, stage)
+		}
+		o.Observe(d.Seconds())
 	}
 	if p.opts.Outputs != nil {
 		p.opts.Outputs.Send(r.msg)
@@ -323,7 +355,7 @@ func (c *cam) commit(r *record) {
 func (c *cam) observe(in policy.Input, d policy.Decision, ran bool, res inference.Result, st inference.InputStats, latency time.Duration) {
 	p := c.p
 	p.m.verdicts.WithLabelValues(c.id, string(d.Verdict), string(d.Reason)).Inc()
-	p.m.latency.WithLabelValues(c.id).Observe(latency.Seconds())
+	c.mLatency.Observe(latency.Seconds())
 	var events []Event
 	c.mu.Lock()
 	c.stats.add(d, latency, time.Now())
@@ -357,8 +389,8 @@ func (c *cam) observe(in policy.Input, d policy.Decision, ran bool, res inferenc
 		}
 	}
 	c.mu.Unlock()
-	p.m.deferRate.WithLabelValues(c.id).Set(rate)
-	p.m.deferAlrm.WithLabelValues(c.id).Set(b2f(now))
+	c.mDeferRate.Set(rate)
+	c.mDeferAl.Set(b2f(now))
 	for _, e := range events {
 		p.alarm(e)
 	}

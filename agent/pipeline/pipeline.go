@@ -6,7 +6,8 @@ package pipeline
 //	 camera (capture goroutine)
 //	    │  bounded camera.Queue: drop-oldest (free-run) or fail-safe (triggered: never dropped, flagged late)
 //	    ▼
-//	 workers ×N ── measure brightness/contrast/sharpness ─▶ engine.Run (ORT session pool, batching) ─▶ policy.Decide
+//	 workers ×N ── engine.Run (ORT session pool, batching; the preprocessing measures ─▶ policy.Decide
+//	    │            brightness/contrast/sharpness on the model input for the OOD guardrail and drift)
 //	    │            (late part, error, timeout or missed deadline: the fail-safe verdict, never a pass)
 //	    │  bounded record channel (blocks when full: a decision is never dropped)
 //	    ▼
@@ -87,8 +88,11 @@ type CameraOptions struct {
 	Source Source
 	// Level is the camera's automation level at start.
 	Level policy.Level
-	// Workers run inference and the policy (default 1; more lets a camera
-	// keep the engine's session pool busy).
+	// Workers run inference and the policy (default 2: while one frame
+	// runs on the engine the other is preprocessed into the session's
+	// second input buffer, so the session never waits for a frame; more
+	// only helps with several sessions). Parts may then be decided out of
+	// order; every record and output carries its part ID.
 	Workers int
 }
 
@@ -223,7 +227,7 @@ func Open(opts Options) (*Pipeline, error) {
 		}
 		seen[id] = true
 		if co.Workers <= 0 {
-			co.Workers = 1
+			co.Workers = 2
 		}
 		if co.Level < policy.Human || co.Level > policy.Full {
 			return nil, fmt.Errorf("pipeline: camera %s: automation level %d: want one of %v", id, co.Level, policy.LevelNames())
