@@ -44,3 +44,30 @@ func BenchmarkDecodeSample(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkEncodeSampleFrame: the same sample as a frame (the JPEG's bytes
+// after the JSON head, no base64).
+func BenchmarkEncodeSampleFrame(b *testing.B) {
+	s := bigSample(50 << 10)
+	b.SetBytes(50 << 10)
+	for b.Loop() {
+		if _, err := EncodeSampleFrame(sampleEnv, &s); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkDecodeSampleFrame: the same checks on a frame (head, sha256).
+func BenchmarkDecodeSampleFrame(b *testing.B) {
+	s := bigSample(50 << 10)
+	data, err := EncodeSampleFrame(sampleEnv, &s)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.SetBytes(50 << 10)
+	for b.Loop() {
+		if _, _, err := DecodeSample(data); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

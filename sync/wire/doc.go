@@ -24,6 +24,15 @@
 // encoding of []byte) with its sha256 in body.image.sha256; DecodeSample
 // checks both.
 //
+// # Sample frames
+//
+// A sample may instead travel as a frame (frame.go): a magic, a frame
+// version, the same JSON envelope with body.image.data null, then the
+// JPEG's raw bytes; no base64 on either end and a third fewer bytes. A
+// collector that decodes frames lists AcceptSampleFrame in Ack.Accept; a
+// device sends frames only after such an ack, and JSON again after every
+// reconnect or ack timeout until the next one. DecodeSample takes both.
+//
 // Model offers and chunks (model*.go) belong to the rollout work and follow
 // the same envelope.
 package wire

@@ -3,6 +3,7 @@ package wire
 import (
 	"os"
 	"path/filepath"
+	"reflect"
 	"testing"
 )
 
@@ -45,6 +46,15 @@ func FuzzDecodeDecision(f *testing.F) {
 
 func FuzzDecodeSample(f *testing.F) {
 	seeds(f)
+	frames, _ := filepath.Glob(filepath.Join("testdata", "*.bin"))
+	for _, p := range frames {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(b)
+	}
+	f.Add([]byte("\x00LSF\x01\x00\x00\x00\x02{}"))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		checkSameAsJSON(t, b)
 		e, s, err := DecodeSample(b)
@@ -58,8 +68,17 @@ func FuzzDecodeSample(f *testing.F) {
 		if err != nil {
 			t.Fatalf("re-encode: %v", err)
 		}
-		if _, s2, err := DecodeSample(again); err != nil || s2.LabelID != s.LabelID {
+		_, s2, err := DecodeSample(again)
+		if err != nil || s2.LabelID != s.LabelID {
 			t.Fatalf("re-decode: %v", err)
+		}
+		// Whichever it came as, its frame decodes to what its JSON does.
+		framed, err := EncodeSampleFrame(e, &s)
+		if err != nil {
+			t.Fatalf("encode frame: %v", err)
+		}
+		if _, s3, err := DecodeSample(framed); err != nil || !reflect.DeepEqual(s3, s2) {
+			t.Fatalf("frame round trip: %v\n got %+v\nwant %+v", err, s3, s2)
 		}
 	})
 }

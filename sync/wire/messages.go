@@ -168,6 +168,10 @@ type Config struct {
 type Ack struct {
 	IDs      []string   `json:"ids"`
 	Rejected []Rejected `json:"rejected,omitempty"`
+	// Accept lists the encodings the collector takes besides the JSON
+	// envelope (AcceptSampleFrame), so that the device may use them. Older
+	// collectors leave it out and older devices ignore it.
+	Accept []string `json:"accept,omitempty"`
 }
 
 // Rejected is one refused message.
@@ -207,16 +211,14 @@ func DecodeDecision(data []byte) (Envelope, Decision, error) {
 	return e, d, err
 }
 
-// DecodeSample decodes a sample and checks it: an ID, a class usable as a
-// folder name, a valid item ID, and an image that matches its sha256.
+// DecodeSample decodes a sample, from a JSON envelope or a sample frame
+// (IsFrame; its image data is then a slice of data), and checks it: an ID,
+// a class usable as a folder name, a valid item ID, and an image that
+// matches its sha256.
 func DecodeSample(data []byte) (Envelope, Sample, error) {
-	e, s, ok := decodeSampleFast(data)
-	if !ok {
-		var err error
-		s = Sample{}
-		if e, err = decodeBody(data, TypeSample, &s); err != nil {
-			return e, s, err
-		}
+	e, s, err := decodeSample(data)
+	if err != nil {
+		return e, s, err
 	}
 	if err := s.Validate(); err != nil {
 		return e, s, err
@@ -225,6 +227,18 @@ func DecodeSample(data []byte) (Envelope, Sample, error) {
 		return e, s, fmt.Errorf("decode sample: %w: no id", ErrMalformed)
 	}
 	return e, s, nil
+}
+
+func decodeSample(data []byte) (Envelope, Sample, error) {
+	if IsFrame(data) {
+		return decodeFrame(data)
+	}
+	if e, s, ok := decodeSampleFast(data); ok {
+		return e, s, nil
+	}
+	var s Sample
+	e, err := decodeBody(data, TypeSample, &s)
+	return e, s, err
 }
 
 // Validate checks what the collector relies on: the class and item ID

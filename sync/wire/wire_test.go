@@ -46,7 +46,7 @@ func TestGolden(t *testing.T) {
 		{"command-rollback", Envelope{Type: TypeCommand, Time: t0}, Command{Op: OpRollback, By: "fleet:maria"}},
 		{"command-promote", Envelope{Type: TypeCommand, Time: t0}, Command{Op: OpPromote, By: "fleet:maria", Reason: "shadow looks good"}},
 		{"config", Envelope{Type: TypeConfig, Time: t0}, Config{Revision: 2, Settings: map[string]string{"policy.audit_sample": "0.02"}}},
-		{"ack", Envelope{Type: TypeAck, Time: t0}, Ack{IDs: []string{"label-x-l1", "decision-y"}, Rejected: []Rejected{{ID: "label-z-l1", Error: "sample: malformed message: class \"\""}}}},
+		{"ack", Envelope{Type: TypeAck, Time: t0}, Ack{IDs: []string{"label-x-l1", "decision-y"}, Rejected: []Rejected{{ID: "label-z-l1", Error: "sample: malformed message: class \"\""}}, Accept: []string{AcceptSampleFrame}}},
 	}
 	for _, m := range msgs {
 		b, err := Encode(m.env, m.body)
@@ -89,6 +89,14 @@ func TestGolden(t *testing.T) {
 		if derr != nil {
 			t.Errorf("%s: decode golden: %v", m.name, derr)
 		}
+	}
+}
+
+// TestOlderAck: an ack from a collector before Accept decodes, with none.
+func TestOlderAck(t *testing.T) {
+	_, a, err := DecodeAck([]byte(`{"v":1,"type":"ack","time":"2025-03-04T05:06:07Z","body":{"ids":["label-x-l1"]}}`))
+	if err != nil || len(a.IDs) != 1 || a.Accept != nil {
+		t.Fatalf("%+v %v", a, err)
 	}
 }
 
