@@ -427,9 +427,11 @@ func (c *Collector) write() {
 	}
 }
 
-// publishAcks sends one ack message per device (QoS 1, not waiting).
+// publishAcks sends one ack message per device (QoS 1, not waiting); each
+// says that this collector takes sample frames.
 func (c *Collector) publishAcks(acks map[ackKey]*wire.Ack, now time.Time) {
 	for k, a := range acks {
+		a.Accept = []string{wire.AcceptSampleFrame}
 		b, err := wire.Encode(wire.Envelope{Type: wire.TypeAck, Time: now.UTC()}, a)
 		if err != nil {
 			c.log.Error("encode ack", "err", err)

@@ -20,7 +20,10 @@
 // transaction (one fsync), so the disk's sync does not hold the drain.
 //
 // Labels become samples: the label, the inspection record and its JPEG
-// (read for a whole batch with the store's Samples) in one wire.Sample.
+// (read for a whole batch with the store's Samples) in one wire.Sample,
+// sent as a wire sample frame once the collector's acks say it takes them
+// (Ack.Accept), and as a JSON envelope until then and again after every
+// reconnect or ack timeout, so an older collector always gets JSON.
 //
 // # Lifecycle
 //

@@ -34,6 +34,7 @@ func (u *Uplink) drain() {
 		}
 		after = 0
 		clear(inflight)
+		u.framed.Store(false)
 	}
 	for {
 		select {
@@ -182,6 +183,13 @@ func (u *Uplink) message(e store.OutboxEntry, s *store.OutboxSample) (string, []
 			return "", nil, s.Err
 		}
 		env.Type = wire.TypeSample
+		if u.framed.Load() {
+			b, err := wire.EncodeSampleFrame(env, u.sample(s))
+			if err == nil {
+				u.frames.Add(1)
+			}
+			return u.Topic(wire.KindSamples), b, err
+		}
 		b, err := wire.Encode(env, u.sample(s))
 		return u.Topic(wire.KindSamples), b, err
 	case store.KindDecision:

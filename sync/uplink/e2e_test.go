@@ -283,6 +283,9 @@ func TestBrokerRestartMidBurst(t *testing.T) {
 	if u.Stats().Connects < 2 {
 		t.Errorf("uplink should have reconnected: %+v", u.Stats())
 	}
+	if u.Stats().Frames == 0 {
+		t.Errorf("no sample travelled as a frame: %+v", u.Stats())
+	}
 }
 
 // TestLinkCut cuts the TCP link (a proxy drops every connection and refuses
@@ -310,6 +313,9 @@ func TestLinkCut(t *testing.T) {
 	p.cut(false)
 	waitFor(t, "outbox drained after the cut", func() bool { return outboxLen(t, st) == 0 })
 	checkDataset(t, dir, imgs, cls, 300)
+	if u.Stats().Frames == 0 {
+		t.Errorf("no sample travelled as a frame: %+v", u.Stats())
+	}
 }
 
 var _ = fmt.Sprint

@@ -9,6 +9,7 @@ import (
 	"github.com/linesight/linesight/sync/internal/pahostore"
 	"log/slog"
 	"os"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -145,6 +146,9 @@ type Stats struct {
 	Acked     uint64 `json:"acked"`    // entries removed from the outbox
 	Rejected  uint64 `json:"rejected"` // entries the collector refused for good
 	InFlight  int    `json:"in_flight"`
+	// Frames counts samples sent as wire sample frames (the collector
+	// said it takes them) rather than JSON envelopes.
+	Frames uint64 `json:"frames"`
 }
 
 // Uplink is the device's MQTT link. Safe for concurrent use.
@@ -168,13 +172,18 @@ type Uplink struct {
 
 	reconnected atomic.Bool
 	connected   atomic.Bool
-	connects    atomic.Uint64
-	sent        atomic.Uint64
-	resent      atomic.Uint64
-	acked       atomic.Uint64
-	rejected    atomic.Uint64
-	inflight    atomic.Int64
-	closed      atomic.Bool
+	// framed: the collector's last ack accepted sample frames; cleared
+	// whenever the drain starts again from the oldest entry (a reconnect,
+	// an ack timeout), so a collector that cannot read them gets JSON.
+	framed   atomic.Bool
+	frames   atomic.Uint64
+	connects atomic.Uint64
+	sent     atomic.Uint64
+	resent   atomic.Uint64
+	acked    atomic.Uint64
+	rejected atomic.Uint64
+	inflight atomic.Int64
+	closed   atomic.Bool
 }
 
 type message struct {
@@ -359,6 +368,9 @@ func (u *Uplink) route(_ paho.Client, m paho.Message) {
 			u.log.Warn("bad ack", "err", err)
 			return
 		}
+		if slices.Contains(ack.Accept, wire.AcceptSampleFrame) {
+			u.framed.Store(true)
+		}
 		u.acks.push(ack)
 		u.poke()
 	case wire.KindCommand, wire.KindConfig:
@@ -410,7 +422,7 @@ func (u *Uplink) Connected() bool { return u.cli != nil && u.cli.IsConnectionOpe
 func (u *Uplink) Stats() Stats {
 	return Stats{
 		Connected: u.Connected(), Connects: u.connects.Load(), Sent: u.sent.Load(), Resent: u.resent.Load(),
-		Acked: u.acked.Load(), Rejected: u.rejected.Load(), InFlight: int(u.inflight.Load()),
+		Acked: u.acked.Load(), Rejected: u.rejected.Load(), InFlight: int(u.inflight.Load()), Frames: u.frames.Load(),
 	}
 }
 
