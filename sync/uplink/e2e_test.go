@@ -29,6 +29,12 @@ var classes = []string{"ok", "scratch", "crack"}
 // them; it returns each item's image and final class.
 func seed(t testing.TB, st *store.Store, n, size int, rng *rand.Rand) (map[string][]byte, map[string]string) {
 	t.Helper()
+	return seedClasses(t, st, n, size, rng, classes)
+}
+
+// seedClasses is seed with the given class names.
+func seedClasses(t testing.TB, st *store.Store, n, size int, rng *rand.Rand, classes []string) (map[string][]byte, map[string]string) {
+	t.Helper()
 	ctx := context.Background()
 	imgs, cls := map[string][]byte{}, map[string]string{}
 	for i := 0; i < n; i++ {
