@@ -62,7 +62,28 @@ type closer struct {
 // store, broker, outputs, cameras, pipeline, HTTP server), serves until ctx
 // is cancelled (SIGINT or SIGTERM), then closes them upstream first, so
 // every part already captured is decided, committed and sent on.
-func runAgent(ctx context.Context, stdio Stdio, cfg *config.Config, demo bool) (err error) {
+func runAgent(ctx context.Context, stdio Stdio, cfg *config.Config, demo bool) error {
+	return runAgentWith(ctx, stdio, cfg, demo, agentHooks{})
+}
+
+// agentHooks let a caller in this process (the closed loop, loop.go) wrap
+// the cameras as the pipeline sees them and learn where the agent listens
+// once it is up. The zero value changes nothing.
+type agentHooks struct {
+	// source, when set, wraps each camera before the pipeline opens.
+	source func(s pipeline.Source) pipeline.Source
+	// ready, when set, is called once every part is open and serving.
+	ready func(agentInfo)
+}
+
+// agentInfo is where a running agent can be reached.
+type agentInfo struct {
+	UI     string // the review server's base URL, ending in "/"
+	Broker string // the MQTT broker's URL ("" without one)
+}
+
+// runAgentWith is runAgent with hooks.
+func runAgentWith(ctx context.Context, stdio Stdio, cfg *config.Config, demo bool, hooks agentHooks) (err error) {
 	log, err := cli.NewLogger(stdio.Err, cfg.Log)
 	if err != nil {
 		return &cli.UsageError{Err: err}
@@ -236,7 +257,11 @@ func runAgent(ctx context.Context, stdio Stdio, cfg *config.Config, demo bool) (
 			return &cli.UsageError{Err: fmt.Errorf("camera %s: %w", cc.ID, err)}
 		}
 		byID[cc.ID] = c
-		cams = append(cams, pipeline.CameraOptions{Source: c, Level: levels[i], Workers: cc.Workers})
+		var src pipeline.Source = c
+		if hooks.source != nil {
+			src = hooks.source(c)
+		}
+		cams = append(cams, pipeline.CameraOptions{Source: src, Level: levels[i], Workers: cc.Workers})
 	}
 	lookup := func(id string) (camera.Triggerer, bool) { c, ok := byID[id]; return c, ok }
 
@@ -331,6 +356,9 @@ func runAgent(ctx context.Context, stdio Stdio, cfg *config.Config, demo bool) (
 	}
 	fmt.Fprintf(stdio.Out, "  store:       %s\n", dbPath)
 	fmt.Fprintln(stdio.Out, "Press Ctrl-C to stop.")
+	if hooks.ready != nil {
+		hooks.ready(agentInfo{UI: srv.URL(), Broker: brokerAddr})
+	}
 
 	select {
 	case <-ctx.Done():
