@@ -292,6 +292,10 @@ func runLoop(ctx context.Context, stdio Stdio, o loopOptions) (res *loopResult, 
 	if err != nil {
 		return res, fmt.Errorf("loop: %w", err)
 	}
+	// Exactly the first Labels labels (the manifest is in arrival order,
+	// which is the inspector's order): the same line, model and inspector
+	// give the same training set, whatever the timing of this poll.
+	snapshot = snapshot[:min(len(snapshot), o.Labels)]
 	r.step("label and collect")
 
 	// 5. Retrain on the first model's data plus the collected labels.

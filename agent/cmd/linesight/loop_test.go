@@ -95,7 +95,7 @@ func TestLoop(t *testing.T) {
 			t.Errorf("label %s is in the dataset %d times", id, seen[id])
 		}
 	}
-	if sum(res.Trained.Collected) < o.Labels || sum(res.Trained.Base) != o.Base {
+	if sum(res.Trained.Collected) != o.Labels || sum(res.Trained.Base) != o.Base {
 		t.Errorf("retrained on %+v", res.Trained)
 	}
 	for _, want := range []string{"before", "after", "automation", "escape", "promoted: yes"} {
