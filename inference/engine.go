@@ -347,14 +347,8 @@ func (m *model) runSingle(req *request) error {
 	}
 	t0 := time.Now()
 	req.res.Timings.Queue = t0.Sub(req.enq)
-	buf := sl.w.sess.InputBuffer(sl.k)
 	var err error
-	if m.measure {
-		req.geo, req.res.Stats, err = sl.pp.RunMeasured(req.in.Image, req.in.ROI, buf)
-		req.res.Measured = err == nil
-	} else {
-		req.geo, err = sl.pp.Run(req.in.Image, req.in.ROI, buf)
-	}
+	req.geo, err = m.preprocess(sl.pp, req, sl.w.sess.InputBuffer(sl.k))
 	req.res.Timings.Preprocess = time.Since(t0)
 	if err != nil {
 		m.free <- sl
@@ -390,18 +384,41 @@ func (w *worker) runOne(r *request) {
 	runTime := time.Since(t0)
 	w.m.free <- sl
 	if err != nil {
-		if !errors.Is(err, onnx.ErrDeadline) {
-			w.e.log.Warn("inference run failed", "model", w.m.pkg.Manifest.Name, "err", err)
-		}
-		finish(r, fmt.Errorf("run: %w", err))
+		finish(r, w.runFailed(err))
 		return
 	}
+	w.decodeOne(r, 0, 1, r.geo, runTime)
+}
+
+// preprocess writes r's frame into dst with pp, measuring it too when the
+// model's reference is of its input.
+func (m *model) preprocess(pp *Preprocessor, r *request, dst []float32) (Geometry, error) {
+	if !m.measure {
+		return pp.Run(r.in.Image, r.in.ROI, dst)
+	}
+	g, st, err := pp.RunMeasured(r.in.Image, r.in.ROI, dst)
+	r.res.Stats, r.res.Measured = st, err == nil
+	return g, err
+}
+
+// runFailed is the error every frame of a failed run gets; a failure other
+// than a deadline is logged.
+func (w *worker) runFailed(err error) error {
+	if !errors.Is(err, onnx.ErrDeadline) {
+		w.e.log.Warn("inference run failed", "model", w.m.pkg.Manifest.Name, "err", err)
+	}
+	return fmt.Errorf("run: %w", err)
+}
+
+// decodeOne decodes frame j of a run of n frames from the session's
+// outputs into r's result and finishes r.
+func (w *worker) decodeOne(r *request, j, n int, g Geometry, runTime time.Duration) {
 	t1 := time.Now()
 	man := w.m.pkg.Manifest
 	res := &r.res
-	res.Model, res.Version, res.Task, res.Provider, res.Batch = man.Name, man.Version, man.Task, w.m.provider, 1
+	res.Model, res.Version, res.Task, res.Provider, res.Batch = man.Name, man.Version, man.Task, w.m.provider, n
 	res.Timings.Run = runTime
-	err = w.m.dec.decode(w.sess.Outputs(), 0, r.geo, res)
+	err := w.m.dec.decode(w.sess.Outputs(), j, g, res)
 	res.Timings.Decode = time.Since(t1)
 	res.Timings.Total = time.Since(r.enq)
 	if err == nil && r.ctx.Err() != nil {
@@ -413,32 +430,29 @@ func (w *worker) runOne(r *request) {
 	finish(r, err)
 }
 
+// loop fills batches from the model's shared queue and runs them (batched
+// models).
 func (w *worker) loop() {
 	defer w.m.wg.Done()
 	defer w.close()
-	var timer *time.Timer
+	timer := time.NewTimer(w.e.cfg.BatchWait)
+	timer.Stop()
 	for r := range w.m.reqs {
 		w.batch = append(w.batch[:0], r)
-		if w.m.batch > 1 {
-			if timer == nil {
-				timer = time.NewTimer(w.e.cfg.BatchWait)
-			} else {
-				timer.Reset(w.e.cfg.BatchWait)
-			}
-		fill:
-			for len(w.batch) < w.m.batch {
-				select {
-				case r2, ok := <-w.m.reqs:
-					if !ok {
-						break fill
-					}
-					w.batch = append(w.batch, r2)
-				case <-timer.C:
+		timer.Reset(w.e.cfg.BatchWait)
+	fill:
+		for len(w.batch) < w.m.batch {
+			select {
+			case r2, ok := <-w.m.reqs:
+				if !ok {
 					break fill
 				}
+				w.batch = append(w.batch, r2)
+			case <-timer.C:
+				break fill
 			}
-			timer.Stop()
 		}
+		timer.Stop()
 		w.process(w.batch)
 		clear(w.batch)
 	}
@@ -462,14 +476,7 @@ func (w *worker) process(batch []*request) {
 		}
 		j := len(w.live)
 		t0 := time.Now()
-		var g Geometry
-		var err error
-		if w.m.measure {
-			g, r.res.Stats, err = w.pp.RunMeasured(r.in.Image, r.in.ROI, input[j*size:(j+1)*size])
-			r.res.Measured = err == nil
-		} else {
-			g, err = w.pp.Run(r.in.Image, r.in.ROI, input[j*size:(j+1)*size])
-		}
+		g, err := w.m.preprocess(w.pp, r, input[j*size:(j+1)*size])
 		if err != nil {
 			finish(r, err)
 			continue
@@ -490,34 +497,14 @@ func (w *worker) process(batch []*request) {
 	runTime := time.Since(t0)
 	cancel()
 	if err != nil {
-		if errors.Is(err, onnx.ErrDeadline) {
-			err = fmt.Errorf("run: %w", err)
-		} else {
-			w.e.log.Warn("inference run failed", "model", w.m.pkg.Manifest.Name, "err", err)
-			err = fmt.Errorf("run: %w", err)
-		}
+		err = w.runFailed(err)
 		for _, r := range batch[:n] {
 			finish(r, err)
 		}
 		return
 	}
-	outs := w.sess.Outputs()
-	man := w.m.pkg.Manifest
 	for j, r := range batch[:n] {
-		t1 := time.Now()
-		res := &r.res
-		res.Model, res.Version, res.Task, res.Provider, res.Batch = man.Name, man.Version, man.Task, w.m.provider, n
-		res.Timings.Run = runTime
-		err := w.m.dec.decode(outs, j, w.geo[j], res)
-		res.Timings.Decode = time.Since(t1)
-		res.Timings.Total = time.Since(r.enq)
-		if err == nil && r.ctx.Err() != nil {
-			err = fmt.Errorf("%w: %v: the result is late", ErrDeadline, context.Cause(r.ctx))
-		}
-		if err != nil {
-			err = fmt.Errorf("decode: %w", err)
-		}
-		finish(r, err)
+		w.decodeOne(r, j, n, w.geo[j], runTime)
 	}
 }
 
