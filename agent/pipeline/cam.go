@@ -169,20 +169,6 @@ func (c *cam) decide(f *camera.Frame, meas *inference.Measurer) *record {
 	case !f.Deadline.IsZero() && start.After(f.Deadline):
 		in.Failure = policy.DeadlineMissed
 	default:
-		// A model whose reference is of its input gets the frame measured
-		// by the engine while it preprocesses (Result.Stats); an older
-		// package's reference is of the whole frame, measured here.
-		if !man.Reference.OnInput() {
-			t0 := time.Now()
-			var err error
-			stats, err = meas.Measure(f.Mat, image.Rectangle{})
-			timings["measure"] = time.Since(t0)
-			if err != nil {
-				in.Failure = policy.InferenceError
-				p.log.Warn("frame could not be measured", "camera", c.id, "err", err)
-				break
-			}
-		}
 		ctx, cancel := context.WithTimeout(p.work, p.opts.Timeout)
 		if !f.Deadline.IsZero() {
 			ctx, cancel = withDeadline(ctx, cancel, f.Deadline)
@@ -206,8 +192,18 @@ func (c *cam) decide(f *camera.Frame, meas *inference.Measurer) *record {
 			ran = true
 		}
 		if ran {
-			if res.Measured {
-				stats = res.Stats
+			// A model whose reference is of its input had the frame
+			// measured by the engine while it preprocessed; a package whose
+			// reference is of the whole frame (older ones) gets it here.
+			stats = res.Stats
+			if !res.Measured {
+				t0 := time.Now()
+				stats, err = meas.Measure(f.Mat, image.Rectangle{})
+				timings["measure"] = time.Since(t0)
+				if err != nil {
+					in.Failure = policy.InferenceError
+					p.log.Warn("frame could not be measured; fail-safe verdict", "camera", c.id, "err", err)
+				}
 			}
 			in.Brightness, in.Contrast, in.Sharpness = stats.Brightness, stats.Contrast, stats.Sharpness
 			timings["preprocess"] = res.Timings.Preprocess
