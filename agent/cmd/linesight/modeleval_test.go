@@ -321,3 +321,91 @@ func TestPolicyDecider(t *testing.T) {
 		}
 	}
 }
+
+// TestTrainRealRecipeSmoke runs the options `make model-tiles` trains
+// with (mask-supervised segmentation head, 4-flip TTA, an ensemble of two,
+// full class balance, the escape weight, synthetic chipped edges,
+// channels-last training) in miniature on a synthetic set with masks, then
+// loads the package in Go and evaluates it: the plumbing of the real-data
+// recipe, not its quality.
+func TestTrainRealRecipeSmoke(t *testing.T) {
+	needTorch(t)
+	ctx := context.Background()
+	root := t.TempDir()
+	data := filepath.Join(root, "data")
+	if code, _, errs := runMain(ctx, "", "synth", "--out", data, "--n", "90", "--seed", "8", "--size", "64", "--defect-rate", "0.7"); code != 0 {
+		t.Fatalf("synth: exit %d: %s", code, errs)
+	}
+	if masks, _ := filepath.Glob(filepath.Join(data, "*", "*_mask.png")); len(masks) == 0 {
+		t.Fatal("synth wrote no masks: the segmentation head would train on nothing")
+	}
+	out := filepath.Join(root, "model")
+	scores := filepath.Join(root, "val-scores.json")
+	code, log := train(t, "--data", data, "--out", out, "--size", "32", "--width", "4", "--epochs", "1",
+		"--samples-per-epoch", "64", "--batch", "16", "--calib-images", "16", "--seed", "5", "--no-int8",
+		"--arch", "segnet", "--tta", "--ensemble", "2", "--balance", "full", "--defect-weight", "1",
+		"--edge-chips", "0.5", "--channels-last", "--save-val-scores", scores)
+	if code != 0 {
+		t.Fatalf("train.py: exit %d:\n%s", code, log)
+	}
+	pkg, err := inference.LoadPackage(out)
+	if err != nil {
+		t.Fatalf("load: %v", err)
+	}
+	m := pkg.Manifest
+	if len(m.Outputs) != 2 || m.Training == nil {
+		t.Fatalf("manifest: outputs %+v, training %+v", m.Outputs, m.Training)
+	}
+	for _, k := range []string{"edge_chips", "memory_format", "defect_weight", "architecture"} {
+		if m.Training.Extra[k] == "" {
+			t.Errorf("manifest training.extra lacks %q: %v", k, m.Training.Extra)
+		}
+	}
+	if !strings.Contains(m.Training.Extra["architecture"], "segmentation head") || m.Training.Extra["ensemble"] != "2" {
+		t.Errorf("manifest does not describe the network: %v", m.Training.Extra)
+	}
+	var vs struct {
+		Labels  []string    `json:"labels"`
+		Files   []string    `json:"files"`
+		Classes []string    `json:"classes"`
+		Probs   [][]float64 `json:"probs"`
+	}
+	b, err := os.ReadFile(scores)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(b, &vs); err != nil {
+		t.Fatal(err)
+	}
+	if len(vs.Files) == 0 || len(vs.Files) != len(vs.Classes) || len(vs.Files) != len(vs.Probs) || len(vs.Probs[0]) != len(vs.Labels) {
+		t.Fatalf("val scores: %d files, %d classes, %d rows", len(vs.Files), len(vs.Classes), len(vs.Probs))
+	}
+	for i, p := range vs.Probs {
+		sum := 0.0
+		for _, x := range p {
+			sum += x
+		}
+		if math.Abs(sum-1) > 1e-5 {
+			t.Fatalf("val scores row %d (%s) sums to %v", i, vs.Files[i], sum)
+		}
+	}
+	code, stdout, errs := runMain(ctx, "", "model", "eval", "--quiet", "--json", "--model", out, "--data", filepath.Join(out, "heldout", "test"))
+	if code != 0 {
+		t.Fatalf("model eval: exit %d: %s", code, errs)
+	}
+	var r eval.Report
+	if err := json.Unmarshal([]byte(stdout), &r); err != nil {
+		t.Fatal(err)
+	}
+	checkReport(t, &r, m, r.Images)
+	if r.Images == 0 {
+		t.Fatal("eval saw no images")
+	}
+
+	// A chip class that is not a defect class of the dataset: an error
+	// before any training.
+	code, log = train(t, "--data", data, "--out", filepath.Join(root, "bad"), "--size", "32", "--epochs", "1", "--edge-chips", "0.5", "--edge-chip-class", "dent")
+	if code != 2 || !strings.Contains(log, "dent") || strings.Contains(log, "epoch") {
+		t.Errorf("unknown chip class: exit %d:\n%s", code, log)
+	}
+}
