@@ -54,7 +54,10 @@
 // before, so the session goes from run to run without waiting for a
 // preprocessing (Run from two goroutines per session to get the overlap);
 // batched models are preprocessed by the session's worker as it fills the
-// batch. Preprocess.Reference
+// batch. Each session's worker keeps one OS thread for its whole life
+// (runtime.LockOSThread): a one-thread CPU session runs on the caller's
+// thread, and one that moved between threads and cores after every frame
+// found its weights cold in cache. Preprocess.Reference
 // computes the same numbers in plain Go, bit-exact with OpenCV 4.6 (the
 // training-serving skew test compares Python against it).
 //
