@@ -40,6 +40,17 @@ func train(t *testing.T, args ...string) (int, string) {
 	return 0, string(out)
 }
 
+// synthSet writes a small labelled synthetic dataset (with masks) into a
+// new folder under root and returns it.
+func synthSet(t *testing.T, root, seed string) string {
+	t.Helper()
+	data := filepath.Join(root, "data")
+	if code, _, errs := runMain(context.Background(), "", "synth", "--out", data, "--n", "90", "--seed", seed, "--size", "64", "--defect-rate", "0.7"); code != 0 {
+		t.Fatalf("synth: exit %d: %s", code, errs)
+	}
+	return data
+}
+
 // TestModelTrainEvalSmoke is the whole model path in miniature: a tiny
 // synthetic dataset, a tiny training (32 px, one short epoch), the fp32 and
 // int8 packages, and `linesight model eval` through the Go engine on the
@@ -49,10 +60,7 @@ func TestModelTrainEvalSmoke(t *testing.T) {
 	needTorch(t)
 	ctx := context.Background()
 	root := t.TempDir()
-	data := filepath.Join(root, "data")
-	if code, _, errs := runMain(ctx, "", "synth", "--out", data, "--n", "90", "--seed", "3", "--size", "64", "--defect-rate", "0.7"); code != 0 {
-		t.Fatalf("synth: exit %d: %s", code, errs)
-	}
+	data := synthSet(t, root, "3")
 	out := filepath.Join(root, "model")
 	code, log := train(t, "--data", data, "--out", out, "--size", "32", "--width", "4", "--epochs", "1",
 		"--samples-per-epoch", "64", "--batch", "16", "--calib-images", "16", "--seed", "5")
@@ -332,10 +340,7 @@ func TestTrainRealRecipeSmoke(t *testing.T) {
 	needTorch(t)
 	ctx := context.Background()
 	root := t.TempDir()
-	data := filepath.Join(root, "data")
-	if code, _, errs := runMain(ctx, "", "synth", "--out", data, "--n", "90", "--seed", "8", "--size", "64", "--defect-rate", "0.7"); code != 0 {
-		t.Fatalf("synth: exit %d: %s", code, errs)
-	}
+	data := synthSet(t, root, "8")
 	if masks, _ := filepath.Glob(filepath.Join(data, "*", "*_mask.png")); len(masks) == 0 {
 		t.Fatal("synth wrote no masks: the segmentation head would train on nothing")
 	}
