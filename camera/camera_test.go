@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/textproto"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -29,6 +30,13 @@ type eventLog struct {
 }
 
 func (l *eventLog) add(e Event) { l.mu.Lock(); l.events = append(l.events, e); l.mu.Unlock() }
+
+// snapshot copies the events so far (the camera may still be adding).
+func (l *eventLog) snapshot() []Event {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return slices.Clone(l.events)
+}
 
 func (l *eventLog) count(k EventKind) int {
 	l.mu.Lock()
@@ -441,7 +449,7 @@ func TestCameraOutageAndRecovery(t *testing.T) {
 	if !st.Up || st.Outages != 1 || ev.count(EventUp) != 2 || ev.count(EventRetry) < 2 {
 		t.Errorf("stats %+v, up events %d, retry events %d: want up after one outage with retries", st, ev.count(EventUp), ev.count(EventRetry))
 	}
-	for _, e := range ev.events {
+	for _, e := range ev.snapshot() {
 		if e.Kind == EventRetry && (e.Backoff <= 0 || e.Backoff > spec.Retry.Max) {
 			t.Errorf("retry event with backoff %v outside (0, %v]", e.Backoff, spec.Retry.Max)
 		}
