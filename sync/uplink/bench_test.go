@@ -15,7 +15,6 @@ import (
 	paho "github.com/eclipse/paho.mqtt.golang"
 
 	"github.com/linesight/linesight/agent/store"
-	"github.com/linesight/linesight/sync/broker"
 	"github.com/linesight/linesight/sync/uplink"
 	"github.com/linesight/linesight/sync/wire"
 )
@@ -47,11 +46,7 @@ func BenchmarkDrain(b *testing.B) {
 		}},
 	} {
 		b.Run(rc.name, func(b *testing.B) {
-			br, err := broker.Open(broker.Options{Listen: "127.0.0.1:0"})
-			if err != nil {
-				b.Fatal(err)
-			}
-			defer br.Close()
+			br := openBroker(b)
 			// Seeded without fsync (not measured), drained with it, as on a device.
 			path := filepath.Join(b.TempDir(), "agent.db")
 			st := openStore(b, path)
@@ -59,7 +54,7 @@ func BenchmarkDrain(b *testing.B) {
 			if err := st.Close(); err != nil {
 				b.Fatal(err)
 			}
-			st, err = store.Open(path, store.Options{RetentionEvery: -1})
+			st, err := store.Open(path, store.Options{RetentionEvery: -1})
 			if err != nil {
 				b.Fatal(err)
 			}

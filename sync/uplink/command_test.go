@@ -10,7 +10,6 @@ import (
 	paho "github.com/eclipse/paho.mqtt.golang"
 
 	"github.com/linesight/linesight/agent/policy"
-	"github.com/linesight/linesight/sync/broker"
 	"github.com/linesight/linesight/sync/uplink"
 	"github.com/linesight/linesight/sync/wire"
 )
@@ -37,11 +36,7 @@ var (
 
 // TestCommands: every command op reaches its handler, in order.
 func TestCommands(t *testing.T) {
-	b, err := broker.Open(broker.Options{Listen: "127.0.0.1:0"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close()
+	b := openBroker(t)
 	st := openStore(t, filepath.Join(t.TempDir(), "agent.db"))
 	defer st.Close()
 	c := commands{got: make(chan string, 10)}

@@ -56,6 +56,18 @@ func seedClasses(t testing.TB, st *store.Store, n, size int, rng *rand.Rand, cla
 	return imgs, cls
 }
 
+// openBroker starts an embedded broker on a free port, closed when the
+// test ends.
+func openBroker(t testing.TB) *broker.Broker {
+	t.Helper()
+	b, err := broker.Open(broker.Options{Listen: "127.0.0.1:0"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { b.Close() })
+	return b
+}
+
 func openStore(t testing.TB, path string) *store.Store {
 	t.Helper()
 	st, err := store.Open(path, store.Options{RetentionEvery: -1, NoSync: true})
@@ -154,11 +166,7 @@ func checkDataset(t testing.TB, dir string, imgs map[string][]byte, cls map[stri
 }
 
 func TestDrainToCollector(t *testing.T) {
-	b, err := broker.Open(broker.Options{Listen: "127.0.0.1:0"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close()
+	b := openBroker(t)
 	st := openStore(t, filepath.Join(t.TempDir(), "agent.db"))
 	defer st.Close()
 	dir := t.TempDir()
@@ -297,11 +305,7 @@ func TestBrokerRestartMidBurst(t *testing.T) {
 // TestLinkCut cuts the TCP link (a proxy drops every connection and refuses
 // new ones for a while) in the middle of a burst.
 func TestLinkCut(t *testing.T) {
-	b, err := broker.Open(broker.Options{Listen: "127.0.0.1:0"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close()
+	b := openBroker(t)
 	p := newProxy(t, b.Addr())
 	defer p.close()
 	st := openStore(t, filepath.Join(t.TempDir(), "agent.db"))

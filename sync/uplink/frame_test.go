@@ -9,7 +9,6 @@ import (
 
 	paho "github.com/eclipse/paho.mqtt.golang"
 
-	"github.com/linesight/linesight/sync/broker"
 	"github.com/linesight/linesight/sync/uplink"
 	"github.com/linesight/linesight/sync/wire"
 )
@@ -87,11 +86,7 @@ func TestSampleFrames(t *testing.T) {
 		{"frames refused", &fakeCollector{accept: []string{wire.AcceptSampleFrame}, refuse: true}, false, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			b, err := broker.Open(broker.Options{Listen: "127.0.0.1:0"})
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer b.Close()
+			b := openBroker(t)
 			st := openStore(t, filepath.Join(t.TempDir(), "agent.db"))
 			defer st.Close()
 			imgs, _ := seed(t, st, 24, 3000, rand.New(rand.NewSource(7)))

@@ -13,7 +13,6 @@ import (
 	"time"
 
 	"github.com/linesight/linesight/agent/store"
-	"github.com/linesight/linesight/sync/broker"
 	"github.com/linesight/linesight/sync/uplink"
 )
 
@@ -70,11 +69,7 @@ func TestAgentKilled(t *testing.T) {
 		runKillChild(t)
 		return
 	}
-	b, err := broker.Open(broker.Options{Listen: "127.0.0.1:0"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close()
+	b := openBroker(t)
 	path := filepath.Join(t.TempDir(), "agent.db")
 	st := openStore(t, path)
 	imgs, cls := seed(t, st, 200, 5000, rand.New(rand.NewSource(6)))
