@@ -37,23 +37,7 @@ func TestModelGolden(t *testing.T) {
 			Model: ModelRef{"tilenet", "1"}, Active: ModelRef{"tilenet", "3"}, Code: "older-version", Error: "version 1 is older than the active 3"}},
 	}
 	for _, m := range msgs {
-		b, err := Encode(m.env, m.body)
-		if err != nil {
-			t.Fatalf("%s: %v", m.name, err)
-		}
-		path := filepath.Join("testdata", m.name+".json")
-		if *update {
-			if err := os.WriteFile(path, append(b, '\n'), 0o644); err != nil {
-				t.Fatal(err)
-			}
-		}
-		want, err := os.ReadFile(path)
-		if err != nil {
-			t.Fatalf("%s: %v (run go test -update)", m.name, err)
-		}
-		if !bytes.Equal(append(b, '\n'), want) {
-			t.Errorf("%s: encoding changed:\n got %s\nwant %s", m.name, b, want)
-		}
+		golden(t, m.name, m.env, m.body)
 	}
 	// The offer's signed bytes survive the envelope untouched.
 	b, _ := os.ReadFile(filepath.Join("testdata", "model-offer.json"))

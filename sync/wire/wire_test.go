@@ -49,23 +49,7 @@ func TestGolden(t *testing.T) {
 		{"ack", Envelope{Type: TypeAck, Time: t0}, Ack{IDs: []string{"label-x-l1", "decision-y"}, Rejected: []Rejected{{ID: "label-z-l1", Error: "sample: malformed message: class \"\""}}, Accept: []string{AcceptSampleFrame}}},
 	}
 	for _, m := range msgs {
-		b, err := Encode(m.env, m.body)
-		if err != nil {
-			t.Fatalf("%s: %v", m.name, err)
-		}
-		path := filepath.Join("testdata", m.name+".json")
-		if *update {
-			if err := os.WriteFile(path, append(b, '\n'), 0o644); err != nil {
-				t.Fatal(err)
-			}
-		}
-		want, err := os.ReadFile(path)
-		if err != nil {
-			t.Fatalf("%s: %v (run go test -update)", m.name, err)
-		}
-		if !bytes.Equal(append(b, '\n'), want) {
-			t.Errorf("%s: encoding changed:\n got %s\nwant %s", m.name, b, want)
-		}
+		want := golden(t, m.name, m.env, m.body)
 		// Every golden file decodes with its decoder.
 		var derr error
 		switch m.env.Type {
@@ -182,3 +166,27 @@ func decSample(b []byte) error  { _, _, err := DecodeSample(b); return err }
 func decAck(b []byte) error     { _, _, err := DecodeAck(b); return err }
 func decStatus(b []byte) error  { _, _, err := DecodeStatus(b); return err }
 func decCommand(b []byte) error { _, _, err := DecodeCommand(b); return err }
+
+// golden encodes body in env and compares it with testdata/NAME.json
+// (rewritten with -update); it returns the golden bytes.
+func golden(t *testing.T, name string, env Envelope, body any) []byte {
+	t.Helper()
+	b, err := Encode(env, body)
+	if err != nil {
+		t.Fatalf("%s: %v", name, err)
+	}
+	path := filepath.Join("testdata", name+".json")
+	if *update {
+		if err := os.WriteFile(path, append(b, '\n'), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("%s: %v (run go test -update)", name, err)
+	}
+	if !bytes.Equal(append(b, '\n'), want) {
+		t.Errorf("%s: encoding changed:\n got %s\nwant %s", name, b, want)
+	}
+	return want
+}
