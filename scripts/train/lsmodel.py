@@ -33,16 +33,21 @@ def cbr(cin, cout, stride):
     return nn.Sequential(nn.Conv2d(cin, cout, 3, stride, 1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True))
 
 
+def strided(w):
+    """TileNet's backbone: 7 conv3x3+BN+ReLU, stride-2 downsampling to S/16, 8w channels."""
+    return nn.Sequential(
+        cbr(1, w, 2),
+        cbr(w, 2 * w, 2), cbr(2 * w, 2 * w, 1),
+        cbr(2 * w, 4 * w, 2), cbr(4 * w, 4 * w, 1),
+        cbr(4 * w, 8 * w, 2), cbr(8 * w, 8 * w, 1),
+    )
+
+
 class TileNet(nn.Module):
     def __init__(self, classes, width=16, dropout=0.2):
         super().__init__()
         w = width
-        self.features = nn.Sequential(
-            cbr(1, w, 2),
-            cbr(w, 2 * w, 2), cbr(2 * w, 2 * w, 1),
-            cbr(2 * w, 4 * w, 2), cbr(4 * w, 4 * w, 1),
-            cbr(4 * w, 8 * w, 2), cbr(8 * w, 8 * w, 1),
-        )
+        self.features = strided(w)
         self.drop = nn.Dropout(dropout)
         self.head = nn.Conv2d(8 * w, classes, 1)
 
@@ -77,12 +82,7 @@ class SegTileNet(nn.Module):
                 cbr(8 * w, 8 * w, 1),
             )
         else:
-            self.features = nn.Sequential(
-                cbr(1, w, 2),
-                cbr(w, 2 * w, 2), cbr(2 * w, 2 * w, 1),
-                cbr(2 * w, 4 * w, 2), cbr(4 * w, 4 * w, 1),
-                cbr(4 * w, 8 * w, 2), cbr(8 * w, 8 * w, 1),
-            )
+            self.features = strided(w)
         self.drop = nn.Dropout(dropout)
         self.head = nn.Conv2d(8 * w, classes, 1)
         self.fc = nn.Linear(16 * w + 2 * classes, classes)
