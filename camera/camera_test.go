@@ -540,6 +540,9 @@ func TestCameraDownPartsPassedOnLate(t *testing.T) {
 	if f.PartID != "P-9" || !f.Late || f.HasImage() || f.LateReason != "camera unavailable" {
 		t.Errorf("got part %q late %v reason %q image %v; want P-9 late, camera unavailable", f.PartID, f.Late, f.LateReason, f.HasImage())
 	}
+	// The late event follows the frame into the queue: the reader may
+	// have the frame before the event is out.
+	waitFor(t, "the late event", func() bool { return ev.count(EventLate) >= 1 })
 	if ev.count(EventDown) != 1 || ev.count(EventLate) != 1 {
 		t.Errorf("events down %d late %d, want 1 and 1", ev.count(EventDown), ev.count(EventLate))
 	}
