@@ -198,7 +198,12 @@ func (in *Inspector) LabelNext(ctx context.Context) (Labelled, error) {
 			ID string `json:"id"`
 		} `json:"label"`
 	}
-	if err := in.call(ctx, http.MethodPost, "items/"+it.ID+"/label", map[string]any{"class": class}, &res); err != nil {
+	// Once sent, the label is seen through even when ctx ends (Close): the
+	// server may commit it, and a label committed but not recorded here
+	// would be one the inspector "did not send".
+	lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+	defer cancel()
+	if err := in.call(lctx, http.MethodPost, "items/"+it.ID+"/label", map[string]any{"class": class}, &res); err != nil {
 		return Labelled{}, fmt.Errorf("label %s: %w", it.ID, err)
 	}
 	if !res.Saved || res.Label.ID == "" {
