@@ -85,6 +85,34 @@ def calibrate(good, is_good, target_escape=0.01, target_false_reject=0.02, floor
     return min(p, 1.0), min(r, 1.0)
 
 
+def fit_good_bias(good, is_good):
+    """The log-odds shift b that makes P(good) calibrated on these parts.
+
+    A network trained on class-balanced batches (and on good images turned
+    into synthetic defects) learns a class mix that is not the line's, so its
+    P(good) sits too low and the policy's rule (pass above 0.5) loses
+    meaning. Adding b to the good classes' logits multiplies the odds of
+    good by e^b and leaves the ranking of the parts as it was. b is the
+    maximum-likelihood value with Platt's smoothed targets ((n+1)/(n+2) for
+    good, 1/(m+2) for defective), so it stays finite when the parts are
+    separable. good: P(good) per part before the shift."""
+    good = np.clip(np.asarray(good, np.float64), 1e-12, 1 - 1e-12)
+    is_good = np.asarray(is_good, bool)
+    n, m = int(is_good.sum()), int((~is_good).sum())
+    if n == 0 or m == 0:
+        return 0.0
+    z = np.log(good) - np.log1p(-good)
+    t = np.where(is_good, (n + 1) / (n + 2), 1 / (m + 2))
+    b = 0.0
+    for _ in range(100):
+        p = 1 / (1 + np.exp(-(z + b)))
+        step = (p - t).sum() / max((p * (1 - p)).sum(), 1e-12)
+        b -= float(np.clip(step, -5, 5))
+        if abs(step) < 1e-12:
+            break
+    return b
+
+
 def classification(labels, y, pred):
     k = len(labels)
     conf = np.zeros((k, k), int)

@@ -113,10 +113,15 @@ def standardise(x):
 class Serving(nn.Module):
     """x in [0,1] -> (logits, cam), standardisation, TTA and ensemble included."""
 
-    def __init__(self, nets, tta=False):
+    def __init__(self, nets, tta=False, logit_bias=None):
         super().__init__()
         self.nets = nn.ModuleList(nets)
         self.tta = tta
+        # a constant added to the logits (train.py --prior-fit); absent, the
+        # graph has no such node
+        self.has_bias = logit_bias is not None
+        if self.has_bias:
+            self.register_buffer("logit_bias", torch.as_tensor(logit_bias, dtype=torch.float32).view(1, -1))
 
     def forward(self, x):
         x = standardise(x)
@@ -133,6 +138,8 @@ class Serving(nn.Module):
             c4 = cams.reshape(4, -1, k, h, w)
             logits = lg4.mean(0)
             cams = (c4[0] + c4[1].flip(3) + c4[2].flip(2) + c4[3].flip(2).flip(3)) / 4
+        if self.has_bias:
+            logits = logits + self.logit_bias
         return logits, cams
 
 

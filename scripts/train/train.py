@@ -26,7 +26,10 @@ output, or a fleet collector export); *_mask.* files are ignored. The script
 Options beyond the original recipe (all off by default, so `make model`
 is unchanged): --arch segnet|plainseg (a segmentation head trained on the
 *_mask.* files, the cam output, and a decision layer on global average and
-max pooling), --resize letterbox --pad P, --defect-weight W, --folds K.
+max pooling), --resize letterbox --pad P, --defect-weight W, --folds K,
+--edge-chips P (synthetic chipped edges), --transplant P (real training
+defects pasted into good images) and --prior-fit (the good classes' logits
+shifted so that P(good) is calibrated for the data's class mix).
 
 Everything is seeded; with the same data, options and thread count a rerun
 gives the same weights.
@@ -97,6 +100,14 @@ def parse_args(argv):
                    help="synthetic chipped edges: a good training image becomes, with probability P, an image of "
                         "--edge-chip-class with a piece missing at its border (and that piece in its mask)")
     p.add_argument("--edge-chip-class", default="break", help="the class of a chipped edge (default break)")
+    p.add_argument("--transplant", type=float, default=0.0, metavar="P",
+                   help="defect transplant (needs --arch segnet or plainseg, i.e. masks): a good training image "
+                        "becomes, with probability P, an image of a defect class with a real training defect "
+                        "pasted in at its place, brightness matched (and that defect's mask)")
+    p.add_argument("--prior-fit", action="store_true",
+                   help="fit a shift of the good classes' logits on the calibration split (maximum likelihood, "
+                        "Platt's targets) so that P(good) is calibrated for the data's class mix, and put it in the "
+                        "graph; for recipes whose training mix is far from the line's (--transplant, --edge-chips)")
     p.add_argument("--geo-prob", type=float, default=0.3,
                    help="share of training images given the small rotation, zoom-in and shift (0: none; the zoom-in "
                         "crops the border, where a chipped edge is)")
@@ -130,6 +141,10 @@ def parse_args(argv):
         p.error("--folds must be 0 or >= 2, and not with --ensemble")
     if not 0 <= a.edge_chips <= 1:
         p.error("--edge-chips must be in [0, 1]")
+    if not 0 <= a.transplant <= 1:
+        p.error("--transplant must be in [0, 1]")
+    if a.transplant > 0 and a.arch not in ("segnet", "plainseg"):
+        p.error("--transplant needs the defect masks: use it with --arch segnet or plainseg")
     if not 0 <= a.pad <= 255:
         p.error("--pad must be in [0, 255]")
     return a
@@ -247,6 +262,45 @@ def edge_chips(xb, eb, yb, gen, prob, chip_idx, good_idx):
         yb[i] = chip_idx
 
 
+def transplant(xb, eb, yb, gen, prob, good_idx, X, y, M, donors):
+    """Defect transplant: each good image of the batch becomes, with
+    probability prob, an image of a defect class with a real training defect
+    pasted in. The class is drawn uniformly among donors' classes, then a
+    training image of it whose mask is not empty; the donor is flipped at
+    random (image and mask alike) and its pixels under the mask, dilated by
+    2 px and feathered over 4 more, replace the good image's, scaled so the
+    ring just outside the defect matches the good image's brightness there.
+    The defect keeps its place in the frame (a chipped edge stays at the
+    border). xb [B,1,S,S] in [0,1], eb [B,2,S,S] (mask, content) or None,
+    yb [B]: changed in place. X uint8 [N,S,S], y [N], M uint8 [N,S,S];
+    donors: one list of row indices per defect class."""
+    b, s = xb.shape[0], xb.shape[-1]
+    r = lambda: float(torch.rand((), generator=gen))  # noqa: E731
+    sel = (torch.rand(b, generator=gen) < prob) & torch.isin(yb, torch.tensor(good_idx))
+    for i in torch.nonzero(sel).flatten().tolist():
+        rows = donors[int(r() * len(donors))]
+        d = rows[int(r() * len(rows))]
+        src = torch.from_numpy(X[d]).float() / 255
+        m = torch.from_numpy(M[d]).float()
+        for dim in (0, 1):
+            if r() < 0.5:
+                src, m = src.flip(dim), m.flip(dim)
+        mm = m.view(1, 1, s, s)
+        hard = F.max_pool2d(mm, 5, 1, 2)
+        alpha = F.avg_pool2d(hard, 9, 1, 4, count_include_pad=False)[0, 0].clamp(0, 1)
+        alpha = torch.where(hard[0, 0] > 0, torch.ones(()), alpha)
+        ring = (F.max_pool2d(mm, 17, 1, 8)[0, 0] > 0) & (alpha == 0)
+        if bool(ring.any()):
+            gain = xb[i, 0][ring].mean() / src[ring].mean().clamp_min(1e-3)
+        else:
+            gain = xb[i, 0].mean() / src.mean().clamp_min(1e-3)
+        gain = gain.clamp(0.5, 2.0)
+        xb[i, 0] = xb[i, 0] * (1 - alpha) + (src * gain).clamp(0, 1) * alpha
+        if eb is not None:
+            eb[i, 0] = torch.maximum(eb[i, 0], m)
+        yb[i] = int(y[d])
+
+
 def train_one(args, seed, X, y, k, class_w, progress_prefix, M=None, C=None, good_idx=(0,), chip_idx=-1):
     torch.manual_seed(seed)
     gen = torch.Generator().manual_seed(seed)
@@ -267,6 +321,13 @@ def train_one(args, seed, X, y, k, class_w, progress_prefix, M=None, C=None, goo
     yt = torch.from_numpy(y).long()
     if seg:
         Et = torch.from_numpy(np.stack([M, C], 1))
+    donors = []
+    if args.transplant > 0:
+        for c in range(k):
+            if c not in good_idx:
+                rows = [i for i in range(len(y)) if y[i] == c and M[i].any()]
+                if rows:
+                    donors.append(rows)
     tty = sys.stdout.isatty()
     for ep in range(args.epochs):
         net.train()
@@ -280,6 +341,8 @@ def train_one(args, seed, X, y, k, class_w, progress_prefix, M=None, C=None, goo
             eb = Et[bi].float() if seg else None
             if args.edge_chips > 0:
                 edge_chips(xb, eb, yb, gen, args.edge_chips, chip_idx, list(good_idx))
+            if donors:
+                transplant(xb, eb, yb, gen, args.transplant, list(good_idx), X, y, M, donors)
             if seg:
                 xb, eb = augment(xb, gen, eb, args.geo_prob)
                 xb = lsmodel.standardise(xb)
@@ -450,6 +513,10 @@ def main(argv=None):
     Xva, yva = arrays("val")
     sel = [index[f] for f in parts["train"]]
     Mtr = masks[sel] if masks is not None else None
+    if args.transplant > 0 and not any(Mtr[i].any() for i in range(len(ytr)) if ytr[i] not in good_idx):
+        print("train: --transplant: no defect image of the training split has a mask (NAME_mask.png beside "
+              "NAME.jpg) to transplant; add the masks or leave --transplant out", file=sys.stderr)
+        return 2
     Ctr = contents[sel] if contents is not None else None
     calib_split = "val"
     if args.folds:
@@ -494,6 +561,15 @@ def main(argv=None):
 
     # 3. calibration and validation metrics (fp32)
     lv = oof if args.folds else predict(serving, Xva)
+    bias = None
+    if args.prior_fit:
+        pg = torch.softmax(lv.float(), 1).numpy().astype(np.float64)[:, good_idx].sum(1)
+        b = calib.fit_good_bias(pg, np.isin(yva, good_idx))
+        bias = np.zeros(len(labels), np.float32)
+        bias[good_idx] = b
+        lv = lv + torch.from_numpy(bias)
+        serving = lsmodel.Serving(nets, args.tta, bias).eval()
+        log("prior fit on %s: log-odds of good %+.4f" % (calib_split, b))
     metrics, rates_, pass_t, reject_t, prob = evaluate(labels, good_idx, lv, yva, args=args)
     log("%s (fp32, %d images): accuracy %.4f  macro F1 %.4f  AUROC %.4f" % (
         calib_split, len(yva), metrics["accuracy"], metrics["macro_f1"], metrics["auroc"]))
@@ -557,6 +633,13 @@ def main(argv=None):
         ex["edge_chips"] = ("%g of good training images get a synthetic chipped edge (class %s, in the mask): an "
                             "elliptic piece at a random border, another image's texture x0.5..1.7"
                             % (args.edge_chips, args.edge_chip_class))
+    if args.transplant:
+        ex["transplant"] = ("%g of good training images get a real training defect pasted in at its place (class "
+                            "uniform, then image; flipped; mask dilated 2 px, feathered 4 px; brightness matched on "
+                            "the ring around it), with its class and mask" % args.transplant)
+    if bias is not None:
+        ex["prior_fit"] = ("good classes' logits %+.4f in the graph, fitted on %s (maximum likelihood, Platt's "
+                           "targets) before the thresholds" % (float(bias[good_idx[0]]), calib_split))
     if args.channels_last:
         ex["memory_format"] = "channels-last (training)"
     if args.defect_weight:
@@ -569,7 +652,7 @@ def main(argv=None):
         training["epochs"] = args.epochs
     conf = lsdata.distribution(prob.max(1), conf_edges)
     tmp = os.path.join(out, ".model-fp32.onnx")
-    fused = lsmodel.Serving([lsmodel.fuse(n) for n in nets], args.tta).eval()
+    fused = lsmodel.Serving([lsmodel.fuse(n) for n in nets], args.tta, bias).eval()
     lsmodel.export_fp32(fused, args.size, tmp)
     write_package(out, args, labels, good, args.size, "fp32", tmp, metrics, rates_, pass_t, reject_t, len(yva),
                   reference, training, conf, calib_split)
@@ -591,7 +674,7 @@ def main(argv=None):
             for e in range(args.folds):
                 pre = "nets.%d." % e
                 r1 = {"nets.0." + k[len(pre):]: v for k, v in ranges.items() if k.startswith(pre)}
-                f1 = lsmodel.Serving([lsmodel.fuse(nets[e])], args.tta).eval()
+                f1 = lsmodel.Serving([lsmodel.fuse(nets[e])], args.tta, bias).eval()
                 sel_e = torch.from_numpy(fold == e)
                 lq[sel_e] = lsmodel.fake_quant_forward(f1, r1, xva[sel_e])[0]
         else:

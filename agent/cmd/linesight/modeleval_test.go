@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -349,7 +350,7 @@ func TestTrainRealRecipeSmoke(t *testing.T) {
 	code, log := train(t, "--data", data, "--out", out, "--size", "32", "--width", "4", "--epochs", "1",
 		"--samples-per-epoch", "64", "--batch", "16", "--calib-images", "16", "--seed", "5", "--no-int8",
 		"--arch", "segnet", "--tta", "--ensemble", "2", "--balance", "full", "--defect-weight", "1",
-		"--edge-chips", "0.5", "--channels-last", "--save-val-scores", scores)
+		"--edge-chips", "0.5", "--transplant", "0.5", "--prior-fit", "--channels-last", "--save-val-scores", scores)
 	if code != 0 {
 		t.Fatalf("train.py: exit %d:\n%s", code, log)
 	}
@@ -361,7 +362,7 @@ func TestTrainRealRecipeSmoke(t *testing.T) {
 	if len(m.Outputs) != 2 || m.Training == nil {
 		t.Fatalf("manifest: outputs %+v, training %+v", m.Outputs, m.Training)
 	}
-	for _, k := range []string{"edge_chips", "memory_format", "defect_weight", "architecture"} {
+	for _, k := range []string{"edge_chips", "transplant", "prior_fit", "memory_format", "defect_weight", "architecture"} {
 		if m.Training.Extra[k] == "" {
 			t.Errorf("manifest training.extra lacks %q: %v", k, m.Training.Extra)
 		}
@@ -370,6 +371,7 @@ func TestTrainRealRecipeSmoke(t *testing.T) {
 		t.Errorf("manifest does not describe the network: %v", m.Training.Extra)
 	}
 	var vs struct {
+		Good    []string    `json:"good"`
 		Labels  []string    `json:"labels"`
 		Files   []string    `json:"files"`
 		Classes []string    `json:"classes"`
@@ -394,6 +396,32 @@ func TestTrainRealRecipeSmoke(t *testing.T) {
 			t.Fatalf("val scores row %d (%s) sums to %v", i, vs.Files[i], sum)
 		}
 	}
+	// --prior-fit: the shift is the maximum-likelihood one, so on the
+	// calibration split the summed P(good) equals the summed Platt targets.
+	var sumGood, sumTarget float64
+	var nGood, nDefect int
+	for _, c := range vs.Classes {
+		if slices.Contains(vs.Good, c) {
+			nGood++
+		} else {
+			nDefect++
+		}
+	}
+	for i, p := range vs.Probs {
+		for j, x := range p {
+			if slices.Contains(vs.Good, vs.Labels[j]) {
+				sumGood += x
+			}
+		}
+		if slices.Contains(vs.Good, vs.Classes[i]) {
+			sumTarget += float64(nGood+1) / float64(nGood+2)
+		} else {
+			sumTarget += 1 / float64(nDefect+2)
+		}
+	}
+	if math.Abs(sumGood-sumTarget) > 1e-3*float64(len(vs.Probs)) {
+		t.Errorf("prior fit: val P(good) sums to %.5f, Platt targets to %.5f (%s)", sumGood, sumTarget, m.Training.Extra["prior_fit"])
+	}
 	code, stdout, errs := runMain(ctx, "", "model", "eval", "--quiet", "--json", "--model", out, "--data", filepath.Join(out, "heldout", "test"))
 	if code != 0 {
 		t.Fatalf("model eval: exit %d: %s", code, errs)
@@ -412,5 +440,11 @@ func TestTrainRealRecipeSmoke(t *testing.T) {
 	code, log = train(t, "--data", data, "--out", filepath.Join(root, "bad"), "--size", "32", "--epochs", "1", "--edge-chips", "0.5", "--edge-chip-class", "dent")
 	if code != 2 || !strings.Contains(log, "dent") || strings.Contains(log, "epoch") {
 		t.Errorf("unknown chip class: exit %d:\n%s", code, log)
+	}
+	// Transplanting defects needs their masks, which only the segmentation
+	// architectures load.
+	code, log = train(t, "--data", data, "--out", filepath.Join(root, "bad2"), "--size", "32", "--epochs", "1", "--transplant", "0.3")
+	if code != 2 || !strings.Contains(log, "--arch segnet") || strings.Contains(log, "epoch 1/") {
+		t.Errorf("transplant without masks: exit %d:\n%s", code, log)
 	}
 }
