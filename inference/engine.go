@@ -14,6 +14,7 @@ import (
 	"gocv.io/x/gocv"
 
 	"github.com/linesight/linesight/inference/onnx"
+	"github.com/linesight/linesight/internal/affinity"
 )
 
 // Config configures an Engine.
@@ -48,6 +49,7 @@ type Frame struct {
 type Engine struct {
 	rt     *onnx.Runtime
 	cfg    Config
+	cpus   []int // the sessions' threads run only here (Config.CPUs); nil: anywhere
 	log    *slog.Logger
 	swapMu sync.Mutex // serialises Swap and Close
 	cur    atomic.Pointer[model]
@@ -120,6 +122,19 @@ func Open(rt *onnx.Runtime, pkg *Package, cfg Config) (*Engine, error) {
 		log = slog.New(slog.DiscardHandler)
 	}
 	e := &Engine{rt: rt, cfg: cfg, log: log.With("component", "inference")}
+	if cfg.CPUs != "" {
+		cpus, err := cfg.ChooseCPUs(onnx.PhysicalCores())
+		if err != nil {
+			return nil, fmt.Errorf("%w: cpus %s: %v", ErrConfig, cfg.CPUs, err)
+		}
+		if len(cpus) > 0 {
+			if err := tryPin(cpus); err != nil {
+				return nil, fmt.Errorf("%w: cpus %s: %v (name CPUs this process may run on, or leave cpus empty)", ErrConfig, cfg.CPUs, err)
+			}
+		}
+		e.cpus = cpus
+		e.cfg.CPUs = affinity.Format(cpus) // "auto" chosen once, for every session
+	}
 	e.reqs.New = func() any { return &request{done: make(chan struct{}, 1)} }
 	m, err := e.load(pkg)
 	if err != nil {
@@ -198,8 +213,32 @@ func (e *Engine) load(pkg *Package) (*model, error) {
 		}
 	}
 	e.log.Info("model loaded", "model", man.Name, "version", man.Version, "task", man.Task,
-		"provider", m.provider, "sessions", e.cfg.Sessions, "intra_op_threads", workers[0].sess.IntraThreads(), "batch", m.batch)
+		"provider", m.provider, "sessions", e.cfg.Sessions, "intra_op_threads", workers[0].sess.IntraThreads(), "batch", m.batch,
+		"cpus", cpuNote(e.cpus))
 	return m, nil
+}
+
+// tryPin pins a thread to cpus and back, to learn before any session
+// opens whether the kernel lets this process run there (the set the agent
+// left the engine may be smaller than the machine's).
+func tryPin(cpus []int) error {
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	prev, err := affinity.Allowed()
+	if err != nil {
+		return err
+	}
+	if err := affinity.PinThread(cpus); err != nil {
+		return err
+	}
+	return affinity.PinThread(prev)
+}
+
+func cpuNote(cpus []int) string {
+	if len(cpus) == 0 {
+		return "any"
+	}
+	return affinity.Format(cpus)
 }
 
 // retire waits for the frames in flight on m, stops its workers and
@@ -369,8 +408,19 @@ func (m *model) runSingle(req *request) error {
 // of another goroutine can land on its thread. Measured on the 2-core VM
 // (agent/pipeline BenchmarkPipelineVsRawORT, default): pipeline/bare
 // session 0.85-0.97 pinned against 0.71-0.82 unpinned in alternating runs.
+//
+// With Config.CPUs the thread is also pinned to those CPUs, and it ends
+// with the worker instead of going back to Go's scheduler with that mask.
 func (w *worker) pinned(loop func()) {
 	runtime.LockOSThread()
+	if cpus := w.e.cpus; len(cpus) > 0 {
+		if err := affinity.PinThread(cpus); err == nil {
+			loop()
+			return // still locked: the thread exits with the goroutine
+		} else {
+			w.e.log.Warn("session thread runs unpinned", "cpus", affinity.Format(cpus), "err", err)
+		}
+	}
 	defer runtime.UnlockOSThread()
 	loop()
 }

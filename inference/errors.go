@@ -30,6 +30,9 @@ var (
 	ErrBadInput = errors.New("bad input image")
 	// ErrClosed: the engine was closed.
 	ErrClosed = errors.New("engine closed")
+	// ErrConfig: the engine's configuration cannot be used here (a CPU
+	// list this process may not run on).
+	ErrConfig = errors.New("invalid engine configuration")
 )
 
 // Errors from package onnx that the engine passes through, re-exported so

@@ -115,7 +115,7 @@ cameras:
     queue: {size: 0, policy: drop-oldest}
   - id: cam1
     source: {kind: device, device: webcam, fourcc: MJPEG}
-model: {provider: gpu, accelerators: [cpu, npu], sessions: 0}
+model: {provider: gpu, accelerators: [cpu, npu], sessions: 0, cpus: "3-1"}
 policy: {fail_safe: pass, max_defer_rate: 1.5}
 store: {max_age: 10m, jpeg_quality: 0, keep_images: some}
 review: {auth: users}

@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/linesight/linesight/internal/affinity"
 	ort "github.com/yalue/onnxruntime_go"
 )
 
@@ -245,6 +246,15 @@ func (r *Runtime) newSessionOn(spec SessionSpec, opt Options, provider string) (
 	if !opt.Spinning {
 		if err := so.AddSessionConfigEntry("session.intra_op.allow_spinning", "0"); err != nil {
 			return nil, fmt.Errorf("intra-op spinning: %w", err)
+		}
+	}
+	if provider == ProviderCPU {
+		// The pool's own threads on the model's CPUs; the calling thread
+		// (thread 0 of the pool) is the engine's to pin.
+		if aff := affinity.ORTAffinities(opt.CPUList(), threads); aff != "" {
+			if err := so.AddSessionConfigEntry("session.intra_op_thread_affinities", aff); err != nil {
+				return nil, fmt.Errorf("intra-op thread affinities %q: %w", aff, err)
+			}
 		}
 	}
 	avail, _ := r.AvailableProviders()

@@ -15,13 +15,17 @@ import (
 // the model's thread pool in the middle of a run (on the 2-core development
 // VM a pipeline around a 2-thread session lost a third of the session's
 // throughput to that; see the README's figures). 0 on an accelerator lets
-// ONNX Runtime decide.
+// ONNX Runtime decide. With CPUs set, the default is those CPUs, shared
+// among the sessions.
 func (o Options) IntraThreads(provider string, physicalCores int) int {
 	if o.IntraOpThreads > 0 {
 		return o.IntraOpThreads
 	}
 	if provider != ProviderCPU {
 		return 0
+	}
+	if cpus := o.CPUList(); len(cpus) > 0 {
+		return max(1, len(cpus)/max(1, o.Sessions))
 	}
 	return max(1, (physicalCores-1)/max(1, o.Sessions))
 }

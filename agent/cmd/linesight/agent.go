@@ -151,14 +151,22 @@ func runAgentWith(ctx context.Context, stdio Stdio, cfg *config.Config, demo boo
 	// With trusted fleet keys, the model lifecycle picks the verified
 	// version to serve (the configured model is its fallback) and takes
 	// signed rollouts; the pipeline is bound to it once open.
+	modelOpts, err := reserveModelCPUs(cfg.Model.Options, log)
+	if err != nil {
+		return &cli.UsageError{Err: err}
+	}
 	var (
 		lc       *lifecycle.Lifecycle
 		plRef    atomic.Pointer[pipeline.Pipeline]
 		linkRef  = &modelLink{}
-		engOpts  = inference.Config{Options: cfg.Model.Options, Logger: log}
+		engOpts  = inference.Config{Options: modelOpts, Logger: log}
 		openEng  = func(p *inference.Package) (*inference.Engine, error) { return inference.Open(rt, p, engOpts) }
 		servePkg = pkg
 	)
+	// A candidate in shadow runs on the line's CPUs, never on the model's.
+	shadowOpts := engOpts
+	shadowOpts.CPUs = ""
+	openShadow := func(p *inference.Package) (*inference.Engine, error) { return inference.Open(rt, p, shadowOpts) }
 	if len(cfg.Model.TrustedKeys) > 0 {
 		keys, err := rollout.LoadKeyring(cfg.Model.TrustedKeys...)
 		if err != nil {
@@ -166,7 +174,7 @@ func runAgentWith(ctx context.Context, stdio Stdio, cfg *config.Config, demo boo
 		}
 		lc, err = lifecycle.Open(lifecycle.Options{
 			Dir: filepath.Join(cfg.DataDir, "models"), TrustedKeys: keys, Builtin: pkg,
-			Engines: lifecycle.EnginesFunc(openEng),
+			Engines: lifecycle.EnginesFunc(openShadow),
 			Activator: lifecycle.ActivatorFunc(func(p *inference.Package) error {
 				pl := plRef.Load()
 				if pl == nil {

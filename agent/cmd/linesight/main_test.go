@@ -4,18 +4,21 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"fmt"
 	"io"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/linesight/linesight/internal/affinity"
 	"github.com/linesight/linesight/internal/cli"
 )
 
@@ -208,7 +211,12 @@ func TestBinarySIGINT(t *testing.T) {
 	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
 		t.Fatalf("go build: %v\n%s", err, out)
 	}
-	cmd := exec.Command(bin, "demo", "-listen", "127.0.0.1:0", "-broker-listen", "127.0.0.1:0", "-data", t.TempDir())
+	// The demo runs with model.cpus: auto, as a device would: the model's
+	// CPU holds the session's thread and nothing else of the agent's.
+	cfg := filepath.Join(t.TempDir(), "demo.yaml")
+	os.WriteFile(cfg, []byte("model:\n  cpus: auto\n"), 0o644)
+	allowed, _ := affinity.Allowed()
+	cmd := exec.Command(bin, "demo", "-c", cfg, "-listen", "127.0.0.1:0", "-broker-listen", "127.0.0.1:0", "-data", t.TempDir())
 	stdout, _ := cmd.StdoutPipe()
 	var errb syncBuffer
 	cmd.Stderr = &errb
@@ -238,6 +246,9 @@ func TestBinarySIGINT(t *testing.T) {
 			t.Fatalf("demo did not start:\n%s", strings.Join(all, "\n"))
 		}
 	}
+	if len(allowed) >= 2 {
+		checkModelCPUs(t, cmd.Process.Pid, errb.String())
+	}
 	cmd.Process.Signal(syscall.SIGINT)
 	for l := range lines {
 		all = append(all, l)
@@ -257,5 +268,49 @@ func TestRunBadModelPath(t *testing.T) {
 	code, _, errs := runMain(context.Background(), "", "run", "-c", cfg)
 	if code != cli.ExitUsage || !strings.Contains(errs, "no-such-model") {
 		t.Errorf("run with a missing model: exit %d, want 2 naming it:\n%s", code, errs)
+	}
+}
+
+// checkModelCPUs reads the agent's threads' CPU masks from /proc: with
+// model.cpus auto, at least one thread (the session's) runs on the model's
+// CPUs alone, and no other thread may run there.
+func checkModelCPUs(t *testing.T, pid int, logs string) {
+	t.Helper()
+	m := regexp.MustCompile(`cpus reserved for the model.*"model_cpus":"([0-9,-]+)"`).FindStringSubmatch(logs)
+	if m == nil {
+		t.Errorf("no reservation logged:\n%s", logs)
+		return
+	}
+	model, err := affinity.Parse(m[1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	status, _ := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/status", pid))
+	onModel := 0
+	for _, p := range status {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			continue // the thread ended
+		}
+		for l := range strings.Lines(string(b)) {
+			v, ok := strings.CutPrefix(l, "Cpus_allowed_list:")
+			if !ok {
+				continue
+			}
+			cpus, err := affinity.Parse(v)
+			if err != nil {
+				t.Fatalf("%s: %v", p, err)
+			}
+			switch {
+			case slices.Equal(cpus, model):
+				onModel++
+			case len(affinity.Without(cpus, model)) != len(cpus):
+				t.Errorf("thread %s may run on the model's CPUs %s: %s", p, m[1], strings.TrimSpace(v))
+			}
+		}
+	}
+	t.Logf("threads on the model CPUs %s: %d of %d", m[1], onModel, len(status))
+	if onModel == 0 {
+		t.Errorf("no thread runs on the model's CPUs %s alone (%d threads)", m[1], len(status))
 	}
 }

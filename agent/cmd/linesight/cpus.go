@@ -1,0 +1,45 @@
+package main
+
+import (
+	"fmt"
+	"log/slog"
+
+	"github.com/linesight/linesight/inference/onnx"
+	"github.com/linesight/linesight/internal/affinity"
+)
+
+// reserveModelCPUs gives model.cpus to the model alone: it resolves the
+// value ("auto" or a list) once, moves every thread the agent has now off
+// those CPUs (the threads started later inherit that; the engine then
+// pins its session threads there) and returns the options with the
+// concrete list, for the engine. It runs before the engine opens. Nothing
+// to do when model.cpus is empty, or "auto" finds a single CPU.
+func reserveModelCPUs(o onnx.Options, log *slog.Logger) (onnx.Options, error) {
+	if o.CPUs == "" {
+		return o, nil
+	}
+	cpus, err := o.ChooseCPUs(onnx.PhysicalCores())
+	if err != nil {
+		return o, fmt.Errorf("model.cpus %s: %w (leave model.cpus empty on this system)", o.CPUs, err)
+	}
+	if len(cpus) == 0 {
+		log.Warn("model.cpus auto: a single CPU, nothing to reserve; the model runs unpinned")
+		o.CPUs = ""
+		return o, nil
+	}
+	allowed, err := affinity.Allowed()
+	if err != nil {
+		return o, fmt.Errorf("model.cpus %s: %w (leave model.cpus empty on this system)", o.CPUs, err)
+	}
+	if err := affinity.Check(cpus, allowed); err != nil {
+		return o, fmt.Errorf("model.cpus: %w", err)
+	}
+	n, err := affinity.Exclude(cpus)
+	if err != nil {
+		return o, fmt.Errorf("model.cpus %s: %w", o.CPUs, err)
+	}
+	log.Info("cpus reserved for the model", "model_cpus", affinity.Format(cpus),
+		"line_cpus", affinity.Format(affinity.Without(allowed, cpus)), "threads_moved", n, "asked", o.CPUs)
+	o.CPUs = affinity.Format(cpus)
+	return o, nil
+}
