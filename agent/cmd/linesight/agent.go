@@ -151,10 +151,11 @@ func runAgentWith(ctx context.Context, stdio Stdio, cfg *config.Config, demo boo
 	// With trusted fleet keys, the model lifecycle picks the verified
 	// version to serve (the configured model is its fallback) and takes
 	// signed rollouts; the pipeline is bound to it once open.
-	modelOpts, err := reserveModelCPUs(cfg.Model.Options, log)
+	modelOpts, release, err := reserveModelCPUs(cfg.Model.Options, log)
 	if err != nil {
 		return &cli.UsageError{Err: err}
 	}
+	add("cpu reservation", func(context.Context) error { return release() })
 	var (
 		lc       *lifecycle.Lifecycle
 		plRef    atomic.Pointer[pipeline.Pipeline]

@@ -13,33 +13,36 @@ import (
 // those CPUs (the threads started later inherit that; the engine then
 // pins its session threads there) and returns the options with the
 // concrete list, for the engine. It runs before the engine opens. Nothing
-// to do when model.cpus is empty, or "auto" finds a single CPU.
-func reserveModelCPUs(o onnx.Options, log *slog.Logger) (onnx.Options, error) {
+// to do when model.cpus is empty, or "auto" finds a single CPU. release
+// gives every thread the CPUs back (after the engine closed), so that an
+// agent run in-process (tests, the closed loop) leaves its caller as it was.
+func reserveModelCPUs(o onnx.Options, log *slog.Logger) (_ onnx.Options, release func() error, _ error) {
+	release = func() error { return nil }
 	if o.CPUs == "" {
-		return o, nil
+		return o, release, nil
 	}
 	cpus, err := o.ChooseCPUs(onnx.PhysicalCores())
 	if err != nil {
-		return o, fmt.Errorf("model.cpus %s: %w (leave model.cpus empty on this system)", o.CPUs, err)
+		return o, release, fmt.Errorf("model.cpus %s: %w (leave model.cpus empty on this system)", o.CPUs, err)
 	}
 	if len(cpus) == 0 {
 		log.Warn("model.cpus auto: a single CPU, nothing to reserve; the model runs unpinned")
 		o.CPUs = ""
-		return o, nil
+		return o, release, nil
 	}
 	allowed, err := affinity.Allowed()
 	if err != nil {
-		return o, fmt.Errorf("model.cpus %s: %w (leave model.cpus empty on this system)", o.CPUs, err)
+		return o, release, fmt.Errorf("model.cpus %s: %w (leave model.cpus empty on this system)", o.CPUs, err)
 	}
 	if err := affinity.Check(cpus, allowed); err != nil {
-		return o, fmt.Errorf("model.cpus: %w", err)
+		return o, release, fmt.Errorf("model.cpus: %w", err)
 	}
 	n, err := affinity.Exclude(cpus)
 	if err != nil {
-		return o, fmt.Errorf("model.cpus %s: %w", o.CPUs, err)
+		return o, release, fmt.Errorf("model.cpus %s: %w", o.CPUs, err)
 	}
 	log.Info("cpus reserved for the model", "model_cpus", affinity.Format(cpus),
 		"line_cpus", affinity.Format(affinity.Without(allowed, cpus)), "threads_moved", n, "asked", o.CPUs)
 	o.CPUs = affinity.Format(cpus)
-	return o, nil
+	return o, func() error { return affinity.Reset(allowed) }, nil
 }

@@ -132,8 +132,12 @@ func TestDemoStartsAndStops(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	var out, errb syncBuffer
 	done := make(chan int, 1)
+	// model.cpus auto in-process: the agent gives the CPUs back when it stops.
+	cfg := filepath.Join(t.TempDir(), "demo.yaml")
+	os.WriteFile(cfg, []byte("model:\n  cpus: auto\n"), 0o644)
+	allowed, _ := affinity.Allowed()
 	go func() {
-		done <- Main(ctx, []string{"demo", "-listen", "127.0.0.1:0", "-broker-listen", "127.0.0.1:0", "-data", t.TempDir()},
+		done <- Main(ctx, []string{"demo", "-c", cfg, "-listen", "127.0.0.1:0", "-broker-listen", "127.0.0.1:0", "-data", t.TempDir()},
 			Stdio{In: strings.NewReader(""), Out: &out, Err: &errb})
 	}()
 	var url string
@@ -189,6 +193,9 @@ func TestDemoStartsAndStops(t *testing.T) {
 		}
 	case <-time.After(20 * time.Second):
 		t.Fatal("demo did not stop")
+	}
+	if after, _ := affinity.Allowed(); !slices.Equal(after, allowed) {
+		t.Errorf("after the demo this thread may run on CPUs %v, before on %v", after, allowed)
 	}
 }
 
