@@ -57,7 +57,13 @@
 // batch. Each session's worker keeps one OS thread for its whole life
 // (runtime.LockOSThread): a one-thread CPU session runs on the caller's
 // thread, and one that moved between threads and cores after every frame
-// found its weights cold in cache. Preprocess.Reference
+// found its weights cold in cache. With Config.CPUs that thread is also
+// pinned to the model's CPUs (and ONNX Runtime's intra-op pool is given
+// the same CPUs through session.intra_op_thread_affinities); a pinned
+// thread ends with its worker rather than go back to Go's scheduler, and
+// Open refuses CPUs the kernel will not let the process use (ErrConfig).
+// Moving the rest of the process off those CPUs is the caller's part
+// (internal/affinity.Exclude, done by the agent). Preprocess.Reference
 // computes the same numbers in plain Go, bit-exact with OpenCV 4.6 (the
 // training-serving skew test compares Python against it).
 //

@@ -199,7 +199,7 @@ func Default() *Config {
 		Cameras: []Camera{{Spec: cam, Automation: "partial"}},
 		// CPU by default: the demo runs anywhere, and no native error is
 		// printed for an accelerator the machine lacks. Line configs name theirs.
-		Model: Model{Options: onnx.Options{Provider: onnx.ProviderCPU, Sessions: 1}},
+		Model: Model{Options: onnx.Options{Provider: onnx.ProviderCPU, Sessions: 1, CPUs: "auto"}},
 		Policy: Policy{
 			FailSafe:     "reject",
 			MaxDeferRate: 0.2,

@@ -44,15 +44,17 @@ type Options struct {
 	// (on the 2-core development VM a bare session ran twice as fast
 	// without it; see the README's figures).
 	Spinning bool `yaml:"spinning,omitempty"`
-	// CPUs, a Linux CPU list ("1", "2-3") or "auto", keeps the model on
+	// CPUs, a Linux CPU list ("1", "2-3"), "auto" or "none", keeps the model on
 	// those CPUs: each session's thread and ONNX Runtime's intra-op pool
 	// run there and nowhere else, and (in the agent) every other thread of
 	// the process is moved off them, so capture, the store's commits and
 	// the UI never preempt a run. "auto" takes as many CPUs as the sessions
 	// have threads, those that served the fewest device interrupts (the
 	// disk's completions then land on the line's CPUs), and always leaves
-	// one for the line. Empty: no pinning. With a list and IntraOpThreads
-	// 0, the sessions share len(CPUs) threads. CPU provider only.
+	// one for the line (and pins nothing when the threads would take every
+	// CPU). Empty or "none": no pinning. With a list and IntraOpThreads 0,
+	// the sessions share len(CPUs) threads. The pool's affinities are set
+	// on the CPU provider only.
 	CPUs string `yaml:"cpus,omitempty"`
 	// Sessions is the number of sessions in the engine's pool.
 	Sessions int `yaml:"sessions"`
@@ -61,7 +63,7 @@ type Options struct {
 // CPUList is CPUs parsed (nil when empty, "auto" (not yet chosen) or
 // invalid; Validate reports an invalid list).
 func (o Options) CPUList() []int {
-	if o.CPUs == affinity.Auto {
+	if o.CPUs == affinity.Auto || o.CPUs == affinity.None {
 		return nil
 	}
 	cpus, _ := affinity.Parse(o.CPUs)
@@ -71,7 +73,7 @@ func (o Options) CPUList() []int {
 // ChooseCPUs resolves CPUs ("auto" or a list) to the CPUs the model gets
 // on this machine, physicalCores as PhysicalCores gives it; nil: no pinning.
 func (o Options) ChooseCPUs(physicalCores int) ([]int, error) {
-	if o.CPUs == "" {
+	if o.CPUs == "" || o.CPUs == affinity.None {
 		return nil, nil
 	}
 	auto := o
@@ -100,9 +102,9 @@ func (o *Options) Validate(v *validate.V) {
 	validate.Range(v, "intra_op_threads", o.IntraOpThreads, 0, 256)
 	validate.Range(v, "inter_op_threads", o.InterOpThreads, 0, 256)
 	validate.Range(v, "sessions", o.Sessions, 1, 64)
-	if o.CPUs != affinity.Auto {
+	if o.CPUs != affinity.Auto && o.CPUs != affinity.None {
 		if _, err := affinity.Parse(o.CPUs); err != nil {
-			v.Add("cpus", o.CPUs, err.Error()+`; want a CPU list such as 1 or 2-3, or auto`)
+			v.Add("cpus", o.CPUs, err.Error()+`; want a CPU list such as 1 or 2-3, auto, or none`)
 		}
 	}
 }

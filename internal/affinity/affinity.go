@@ -123,21 +123,24 @@ func ORTAffinities(cpus []int, threads int) string {
 	return strings.Repeat(entry+";", threads-2) + entry
 }
 
-// Auto is the CPU list value that lets LineSight choose the model's CPUs
-// (see Quietest).
-const Auto = "auto"
+// The words a model.cpus value may be instead of a list: Auto lets
+// LineSight choose the model's CPUs (see Quietest), None pins nothing.
+const (
+	Auto = "auto"
+	None = "none"
+)
 
 // Quietest picks n of the allowed CPUs for the model: those that served
 // the fewest device interrupts (counts as /proc/interrupts gives them, one
 // per allowed CPU, in allowed's order), ties to the higher-numbered CPU;
-// it always leaves at least one allowed CPU out, for the line. The disk's
-// and the network's interrupts then land on the line's CPUs, where the
-// threads that wait for them run.
+// it always leaves at least one allowed CPU out, for the line, so it
+// picks none when n would take them all. The disk's and the network's
+// interrupts then land on the line's CPUs, where the threads that wait
+// for them run.
 func Quietest(allowed []int, counts []uint64, n int) []int {
-	if len(allowed) < 2 || n <= 0 {
+	if n <= 0 || n >= len(allowed) {
 		return nil
 	}
-	n = min(n, len(allowed)-1)
 	idx := make([]int, len(allowed))
 	for i := range idx {
 		idx[i] = i

@@ -119,8 +119,9 @@ func TestQuietest(t *testing.T) {
 		want    []int
 	}{
 		{[]int{0, 1, 2, 3}, []uint64{900, 5, 5, 700}, 2, []int{1, 2}},
-		{[]int{0, 1, 2, 3}, []uint64{0, 0, 0, 0}, 1, []int{3}},       // ties: the highest
-		{[]int{0, 1, 2, 3}, []uint64{1, 2, 3, 4}, 9, []int{0, 1, 2}}, // one left for the line
+		{[]int{0, 1, 2, 3}, []uint64{0, 0, 0, 0}, 1, []int{3}}, // ties: the highest
+		{[]int{0, 1, 2, 3}, []uint64{1, 2, 3, 4}, 3, []int{0, 1, 2}},
+		{[]int{0, 1, 2, 3}, []uint64{1, 2, 3, 4}, 4, nil}, // none left for the line: no pinning
 		{[]int{4, 6}, []uint64{10, 1}, 1, []int{6}},
 		{[]int{0, 1}, nil, 0, nil},
 	} {

@@ -18,28 +18,42 @@ import (
 // agent run in-process (tests, the closed loop) leaves its caller as it was.
 func reserveModelCPUs(o onnx.Options, log *slog.Logger) (_ onnx.Options, release func() error, _ error) {
 	release = func() error { return nil }
-	if o.CPUs == "" {
+	if o.CPUs == "" || o.CPUs == affinity.None {
+		o.CPUs = ""
 		return o, release, nil
+	}
+	// "auto" (the default) never stops the agent: where it cannot pin, the
+	// model runs unpinned and the log says why. A list the operator wrote
+	// is an error when it cannot be had.
+	auto := o.CPUs == affinity.Auto
+	fail := func(err error) (onnx.Options, func() error, error) {
+		if auto {
+			log.Warn("model.cpus auto: the model runs unpinned", "err", err)
+			o.CPUs = ""
+			return o, release, nil
+		}
+		return o, release, err
 	}
 	cpus, err := o.ChooseCPUs(onnx.PhysicalCores())
 	if err != nil {
-		return o, release, fmt.Errorf("model.cpus %s: %w (leave model.cpus empty on this system)", o.CPUs, err)
+		return fail(fmt.Errorf("model.cpus %s: %w (leave model.cpus empty on this system)", o.CPUs, err))
 	}
 	if len(cpus) == 0 {
-		log.Warn("model.cpus auto: a single CPU, nothing to reserve; the model runs unpinned")
+		log.Info("model.cpus auto: no CPU to spare for the model alone; it runs unpinned")
 		o.CPUs = ""
 		return o, release, nil
 	}
 	allowed, err := affinity.Allowed()
 	if err != nil {
-		return o, release, fmt.Errorf("model.cpus %s: %w (leave model.cpus empty on this system)", o.CPUs, err)
+		return fail(fmt.Errorf("model.cpus %s: %w (leave model.cpus empty on this system)", o.CPUs, err))
 	}
 	if err := affinity.Check(cpus, allowed); err != nil {
-		return o, release, fmt.Errorf("model.cpus: %w", err)
+		return fail(fmt.Errorf("model.cpus: %w", err))
 	}
 	n, err := affinity.Exclude(cpus)
 	if err != nil {
-		return o, release, fmt.Errorf("model.cpus %s: %w", o.CPUs, err)
+		_ = affinity.Reset(allowed)
+		return fail(fmt.Errorf("model.cpus %s: %w", o.CPUs, err))
 	}
 	log.Info("cpus reserved for the model", "model_cpus", affinity.Format(cpus),
 		"line_cpus", affinity.Format(affinity.Without(allowed, cpus)), "threads_moved", n, "asked", o.CPUs)
