@@ -305,13 +305,14 @@ func (c *countingSender) Send(*output.Message) {
 // BenchmarkPipelineVsRawORT measures the pipeline's throughput (camera to
 // committed decision, with the store's fsync) against the bare ONNX Runtime
 // session on the same model with the same thread settings, side by side.
-// The pipeline is opened once and runs for the whole benchmark; rounds of
-// the bare session (n runs on one locked OS thread), the engine alone and
-// the pipeline (n frames released to its camera, timed from the release to
-// the n-th committed verdict) are interleaved, so that the host's changes
-// of speed, which on the 2-vCPU VM move the bare session by half from one
-// second to the next, hit all three alike. The reported ratio is the
-// median of the rounds' ratios (min and max beside it), and the ratio of
+// The pipeline is opened once and runs for the whole benchmark. Each of
+// 40 rounds runs the bare session (n runs on one locked OS thread), then
+// the pipeline (n frames released to its camera, timed from the release
+// to the n-th committed verdict), then the engine alone; a round's ratio
+// compares two runs a fraction of a second apart, because the host's
+// changes of speed move the bare session on the 2-vCPU VM by a third from
+// one second to the next. The reported ratio is the median of the
+// rounds' ratios (min and max beside it), and the ratio of
 // the summed times ("ratio-total"). Target: ratio >= 0.95 for one camera.
 //
 //   - default: the agent's defaults: 2 workers, one session, ORT on all
@@ -325,7 +326,7 @@ func (c *countingSender) Send(*output.Message) {
 //     competing with it (the bare session gets the same pool; auto then
 //     pins nothing, as no CPU would be left to the line).
 func BenchmarkPipelineVsRawORT(b *testing.B) {
-	const n, rounds = 250, 24
+	const n, rounds = 250, 40
 	cores := onnx.PhysicalCores()
 	for _, c := range []struct {
 		name    string
@@ -360,8 +361,8 @@ func BenchmarkPipelineVsRawORT(b *testing.B) {
 			for range b.N {
 				for range rounds {
 					r, _ := rawRunWith(b, rt, pkg, n, opts)
+					pt := pipeRound() // right after the bare round it is compared with
 					e := engineRun(b, eng, n)
-					pt := pipeRound()
 					rawT += r
 					engT += e
 					pipeT += pt
