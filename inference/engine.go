@@ -90,6 +90,11 @@ type request struct {
 	done chan struct{}
 	slot *slot    // batch 1: the input buffer the frame was written into
 	geo  Geometry // batch 1: its geometry
+	// batch 1: a copy of the run's outputs and its duration, decoded on
+	// the caller's goroutine so that the session's thread goes straight
+	// back to running (kept with the pooled request, reused).
+	outs    []onnx.Tensor
+	runTime time.Duration
 }
 
 // slot is input buffer k of a worker's session, with the Preprocessor that
@@ -397,7 +402,10 @@ func (m *model) runSingle(req *request) error {
 	req.slot = sl
 	sl.w.single <- req // never blocks: the worker's queue holds all its buffers
 	<-req.done
-	return req.err
+	if req.err != nil {
+		return req.err
+	}
+	return m.decode(req, req.outs, 0, 1, req.geo, req.runTime)
 }
 
 // pinned runs a worker's loop on one OS thread of its own for the
@@ -434,9 +442,10 @@ func (w *worker) loopSingle() {
 	}
 }
 
-// runOne runs and decodes one preprocessed frame. Its buffer goes back to
-// the free list as soon as the run is over, so the next frame can be
-// written while this one is decoded.
+// runOne runs one preprocessed frame and copies its outputs into the
+// request, for the caller to decode. Its buffer goes back to the free list
+// as soon as the run is over, so the next frame can be written meanwhile,
+// and the session's thread does nothing per frame but run.
 func (w *worker) runOne(r *request) {
 	sl := r.slot
 	if err := r.ctx.Err(); err != nil {
@@ -446,13 +455,30 @@ func (w *worker) runOne(r *request) {
 	}
 	t0 := time.Now()
 	err := w.sess.RunBuffer(r.ctx, sl.k)
-	runTime := time.Since(t0)
+	r.runTime = time.Since(t0)
+	if err == nil {
+		r.outs = copyOutputs(r.outs, w.sess.Outputs())
+	}
 	w.m.free <- sl
 	if err != nil {
 		finish(r, w.runFailed(err))
 		return
 	}
-	w.decodeOne(r, 0, 1, r.geo, runTime)
+	finish(r, nil)
+}
+
+// copyOutputs copies src's data into dst's (reusing its buffers) and
+// returns dst. Names and shapes are shared: a session never changes them.
+func copyOutputs(dst, src []onnx.Tensor) []onnx.Tensor {
+	if len(dst) != len(src) {
+		dst = make([]onnx.Tensor, len(src))
+	}
+	for i, t := range src {
+		d := &dst[i]
+		d.Name, d.Shape = t.Name, t.Shape
+		d.Data = append(d.Data[:0], t.Data...)
+	}
+	return dst
 }
 
 // preprocess writes r's frame into dst with pp, measuring it too when the
@@ -476,14 +502,19 @@ func (w *worker) runFailed(err error) error {
 }
 
 // decodeOne decodes frame j of a run of n frames from the session's
-// outputs into r's result and finishes r.
+// outputs into r's result and finishes r (batched models).
 func (w *worker) decodeOne(r *request, j, n int, g Geometry, runTime time.Duration) {
+	finish(r, w.m.decode(r, w.sess.Outputs(), j, n, g, runTime))
+}
+
+// decode decodes frame j of a run of n frames from outs into r's result.
+func (m *model) decode(r *request, outs []onnx.Tensor, j, n int, g Geometry, runTime time.Duration) error {
 	t1 := time.Now()
-	man := w.m.pkg.Manifest
+	man := m.pkg.Manifest
 	res := &r.res
-	res.Model, res.Version, res.Task, res.Provider, res.Batch = man.Name, man.Version, man.Task, w.m.provider, n
+	res.Model, res.Version, res.Task, res.Provider, res.Batch = man.Name, man.Version, man.Task, m.provider, n
 	res.Timings.Run = runTime
-	err := w.m.dec.decode(w.sess.Outputs(), j, g, res)
+	err := m.dec.decode(outs, j, g, res)
 	res.Timings.Decode = time.Since(t1)
 	res.Timings.Total = time.Since(r.enq)
 	if err == nil && r.ctx.Err() != nil {
@@ -492,7 +523,7 @@ func (w *worker) decodeOne(r *request, j, n int, g Geometry, runTime time.Durati
 	if err != nil {
 		err = fmt.Errorf("decode: %w", err)
 	}
-	finish(r, err)
+	return err
 }
 
 // loop fills batches from the model's shared queue and runs them (batched
