@@ -1,0 +1,58 @@
+//go:build linux
+
+package onnx
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/linesight/linesight/internal/affinity"
+)
+
+// TestIntraOpPoolOnModelCPUs: with CPUs and a 2-thread pool, ONNX Runtime
+// starts its pool thread on those CPUs (session.intra_op_thread_affinities,
+// numbered from 1 as ONNX Runtime counts): the kernel reports a new thread
+// allowed on exactly the model's CPU, and the session runs.
+func TestIntraOpPoolOnModelCPUs(t *testing.T) {
+	allowed, err := affinity.Allowed()
+	if err != nil || len(allowed) < 2 {
+		t.Skipf("needs 2 CPUs (%v, %v)", allowed, err)
+	}
+	model := affinity.Format(allowed[len(allowed)-1:])
+	before := threadsAllowedOn(t, model)
+	rt := openRT(t)
+	s, err := rt.NewSession(classifySpec(t, 1), Options{Provider: ProviderCPU, IntraOpThreads: 2, CPUs: model}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if got := threadsAllowedOn(t, model); got != before+1 {
+		t.Errorf("threads allowed on CPU %s only: %d before the session, %d after; want one more (the pool's)", model, before, got)
+	}
+	if err := s.Run(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func threadsAllowedOn(t *testing.T, list string) int {
+	t.Helper()
+	status, err := filepath.Glob("/proc/self/task/*/status")
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, p := range status {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			continue
+		}
+		for l := range strings.Lines(string(b)) {
+			if v, ok := strings.CutPrefix(l, "Cpus_allowed_list:"); ok && strings.TrimSpace(v) == list {
+				n++
+			}
+		}
+	}
+	return n
+}
