@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/linesight/linesight/internal/affinity"
 )
@@ -28,6 +29,10 @@ func TestIntraOpPoolOnModelCPUs(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer s.Close()
+	// The pool thread sets its own affinity once it first runs.
+	for deadline := time.Now().Add(5 * time.Second); threadsAllowedOn(t, model) < before+1 && time.Now().Before(deadline); {
+		time.Sleep(10 * time.Millisecond)
+	}
 	if got := threadsAllowedOn(t, model); got != before+1 {
 		t.Errorf("threads allowed on CPU %s only: %d before the session, %d after; want one more (the pool's)", model, before, got)
 	}

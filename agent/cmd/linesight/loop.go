@@ -29,6 +29,7 @@ import (
 	"github.com/linesight/linesight/agent/pipeline"
 	"github.com/linesight/linesight/camera"
 	"github.com/linesight/linesight/inference/onnx"
+	"github.com/linesight/linesight/internal/affinity"
 	"github.com/linesight/linesight/internal/cli"
 	"github.com/linesight/linesight/sync/fleet"
 	"github.com/linesight/linesight/sync/rollout"
@@ -582,6 +583,10 @@ func loopConfig(o loopOptions, dataDir, model, trustedKey, hash string) (*config
 	cam.Automation = "partial"
 	cfg.Model.Path = model
 	cfg.Model.TrustedKeys = []string{trustedKey}
+	// The loop retrains beside the line in the same process tree: a child
+	// inherits the line's CPUs, so with the model on CPUs of its own the
+	// training would have only what the line leaves. No split here.
+	cfg.Model.CPUs = affinity.None
 	// The loop is about deferred parts: no audit sample of automatic ones,
 	// and no alarm for the first model's high defer rate.
 	cfg.Policy.AuditSample = 0
