@@ -30,6 +30,7 @@ type Status struct {
 	Version    string
 	Model      string
 	Provider   string
+	ModelCPUs  string // the CPUs reserved for the model (model.cpus), or empty
 	Cameras    []CameraStatus
 	OpenAccess bool // auth is "open": anyone on the network can act
 	Broker     string
@@ -248,7 +249,7 @@ var statusPage = template.Must(template.New("status").Parse(`<!doctype html>
 <link rel="stylesheet" href="/app.css"></head>
 <body class="status"><h1>LineSight <small>{{.Version}}</small></h1>
 {{if .OpenAccess}}<p class="warn" role="alert">Open access: this UI has no login (review.auth is "open"). Use it on a trusted network only.</p>{{end}}
-<p>Device <b>{{.Device}}</b> at site <b>{{.Site}}</b>. Model <b>{{.Model}}</b> on <b>{{.Provider}}</b>.{{if .Broker}} MQTT broker <b>{{.Broker}}</b>.{{end}}</p>
+<p>Device <b>{{.Device}}</b> at site <b>{{.Site}}</b>. Model <b>{{.Model}}</b> on <b>{{.Provider}}</b>{{if .ModelCPUs}}, CPU <b>{{.ModelCPUs}}</b> reserved for it{{end}}.{{if .Broker}} MQTT broker <b>{{.Broker}}</b>.{{end}}</p>
 <table><caption>Cameras</caption><tr><th scope="col">Camera</th><th scope="col">Source</th><th scope="col">Automation</th></tr>
 {{range .Cameras}}<tr><td>{{.ID}}</td><td>{{.Source}}</td><td>{{.Automation}}</td></tr>{{end}}</table>
 <p><a href="/">Review</a> · <a href="/metrics">Metrics</a> · <a href="/healthz">Health</a> · <a href="/readyz">Readiness</a></p>

@@ -327,7 +327,7 @@ func runAgentWith(ctx context.Context, stdio Stdio, cfg *config.Config, demo boo
 	status := func() review.Status {
 		s := review.Status{
 			Device: cfg.Device.ID, Site: cfg.Device.Site, Version: buildVersion(),
-			Model: man.Name + " " + man.Version + " (" + modelName(cfg.Model.Path) + ")", Provider: eng.Provider(),
+			Model: man.Name + " " + man.Version + " (" + modelName(cfg.Model.Path) + ")", Provider: eng.Provider(), ModelCPUs: modelOpts.CPUs,
 			OpenAccess: cfg.Review.Auth == "open", Broker: brokerAddr,
 		}
 		for i, c := range pl.Cameras() {
@@ -355,8 +355,12 @@ func runAgentWith(ctx context.Context, stdio Stdio, cfg *config.Config, demo boo
 	if demo {
 		what = "LineSight demo"
 	}
+	where := eng.Provider()
+	if modelOpts.CPUs != "" {
+		where += " (CPU " + modelOpts.CPUs + " reserved for the model)"
+	}
 	fmt.Fprintf(stdio.Out, "%s %s is running: %d camera(s), model %s %s on %s.\n  operator UI: %s\n  metrics:     %smetrics\n",
-		what, buildVersion(), len(cams), man.Name, man.Version, eng.Provider(), srv.URL(), srv.URL())
+		what, buildVersion(), len(cams), man.Name, man.Version, where, srv.URL(), srv.URL())
 	if brokerAddr != "" {
 		fmt.Fprintf(stdio.Out, "  MQTT broker: %s (verdicts on %s)\n", brokerAddr, output.DecisionTopic(cfg.Device.Site, cfg.Device.ID, "<camera>"))
 	}

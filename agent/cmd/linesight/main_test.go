@@ -156,7 +156,8 @@ func TestDemoStartsAndStops(t *testing.T) {
 	}
 	body, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
-	if resp.StatusCode != 200 || !strings.Contains(string(body), "demo-01") || !strings.Contains(string(body), "(built-in)") || !strings.Contains(string(body), "<b>cpu</b>") {
+	if resp.StatusCode != 200 || !strings.Contains(string(body), "demo-01") || !strings.Contains(string(body), "(built-in)") || !strings.Contains(string(body), "<b>cpu</b>") ||
+		(len(allowed) >= 2 && !strings.Contains(string(body), "reserved for it")) {
 		t.Errorf("status page %sstatus = %d:\n%s", url, resp.StatusCode, body)
 	}
 	// The synthetic line is inspected: parts show up in the metrics.
