@@ -5,44 +5,37 @@ package inference
 import (
 	"context"
 	"errors"
+	"fmt"
 	"image"
 	"os"
-	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/linesight/linesight/inference/onnx"
 	"github.com/linesight/linesight/internal/affinity"
 )
 
-// threadsOn counts this process's threads whose Cpus_allowed_list is
-// exactly list, as the kernel reports them.
-func threadsOn(t *testing.T, list string) int {
+// threadCPUs is the CPU list the kernel allows thread tid of this
+// process, as /proc writes it.
+func threadCPUs(t *testing.T, tid int) string {
 	t.Helper()
-	dirs, err := filepath.Glob("/proc/self/task/*/status")
+	b, err := os.ReadFile(fmt.Sprintf("/proc/self/task/%d/status", tid))
 	if err != nil {
 		t.Fatal(err)
 	}
-	n := 0
-	for _, p := range dirs {
-		b, err := os.ReadFile(p)
-		if err != nil {
-			continue // ended meanwhile
-		}
-		for l := range strings.Lines(string(b)) {
-			if v, ok := strings.CutPrefix(l, "Cpus_allowed_list:"); ok && strings.TrimSpace(v) == list {
-				n++
-			}
+	for l := range strings.Lines(string(b)) {
+		if v, ok := strings.CutPrefix(l, "Cpus_allowed_list:"); ok {
+			return strings.TrimSpace(v)
 		}
 	}
-	return n
+	t.Fatalf("thread %d: no Cpus_allowed_list", tid)
+	return ""
 }
 
 // TestEngineCPUs: with Config.CPUs the session's thread runs on those CPUs
-// only (the kernel's own account), frames still come out right, and the
-// pinned thread ends with the engine instead of going back to Go's
-// scheduler; a CPU the process may not use is refused at Open.
+// only (the kernel's own account) from the moment Open returns, and frames
+// still come out right; a CPU the process may not use is refused at Open.
 func TestEngineCPUs(t *testing.T) {
 	allowed, err := affinity.Allowed()
 	if err != nil {
@@ -52,7 +45,6 @@ func TestEngineCPUs(t *testing.T) {
 		t.Skipf("needs 2 CPUs, this process may use %s", affinity.Format(allowed))
 	}
 	model := affinity.Format(allowed[len(allowed)-1:])
-	before := threadsOn(t, model)
 	rt := openRuntime(t)
 	pkg, err := LoadPackage(modelDir("nan"))
 	if err != nil {
@@ -62,23 +54,18 @@ func TestEngineCPUs(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := threadsOn(t, model); got != before+1 {
-		t.Errorf("threads on CPU %s after Open: %d, want %d (the session's)", model, got, before+1)
+	defer e.Close()
+	w := e.cur.Load().workers[0]
+	if got := threadCPUs(t, w.tid); got != model {
+		t.Errorf("the session's thread %d may run on CPUs %s, want %s", w.tid, got, model)
+	}
+	if got, _ := affinity.Allowed(); !slices.Equal(got, allowed) {
+		t.Errorf("Open left the caller's thread on %v, want %v", got, allowed)
 	}
 	bright := solid(t, 32, 32, 220, image.Rectangle{}, 0)
 	res, err := e.Run(context.Background(), Frame{Image: bright})
 	if err != nil || res.TopLabel != "good" {
 		t.Errorf("run on a pinned session: %v, top %q", err, res.TopLabel)
-	}
-	if err := e.Close(); err != nil {
-		t.Fatal(err)
-	}
-	deadline := time.Now().Add(5 * time.Second)
-	for threadsOn(t, model) != before && time.Now().Before(deadline) {
-		time.Sleep(10 * time.Millisecond) // the thread exits just after its goroutine
-	}
-	if got := threadsOn(t, model); got != before {
-		t.Errorf("threads on CPU %s after Close: %d, want %d (the pinned thread ends)", model, got, before)
 	}
 
 	_, err = Open(rt, pkg, Config{Options: onnxCPU(1, "1000")})

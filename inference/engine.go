@@ -209,14 +209,17 @@ func (e *Engine) load(pkg *Package) (*model, error) {
 		m.reqs = make(chan *request, e.cfg.Sessions*m.batch)
 	}
 	m.workers = workers
+	var started sync.WaitGroup // each worker on its own thread (and CPUs) before frames come
 	for _, w := range workers {
 		m.wg.Add(1)
+		started.Add(1)
 		if m.batch == 1 {
-			go w.pinned(w.loopSingle)
+			go w.pinned(started.Done, w.loopSingle)
 		} else {
-			go w.pinned(w.loop)
+			go w.pinned(started.Done, w.loop)
 		}
 	}
+	started.Wait()
 	e.log.Info("model loaded", "model", man.Name, "version", man.Version, "task", man.Task,
 		"provider", m.provider, "sessions", e.cfg.Sessions, "intra_op_threads", workers[0].sess.IntraThreads(), "batch", m.batch,
 		"cpus", cpuNote(e.cpus))
@@ -225,18 +228,25 @@ func (e *Engine) load(pkg *Package) (*model, error) {
 
 // tryPin pins a thread to cpus and back, to learn before any session
 // opens whether the kernel lets this process run there (the set the agent
-// left the engine may be smaller than the machine's).
+// left the engine may be smaller than the machine's). A thread whose mask
+// cannot be put back ends instead of going back to Go's scheduler.
 func tryPin(cpus []int) error {
-	runtime.LockOSThread()
-	defer runtime.UnlockOSThread()
-	prev, err := affinity.Allowed()
-	if err != nil {
-		return err
-	}
-	if err := affinity.PinThread(cpus); err != nil {
-		return err
-	}
-	return affinity.PinThread(prev)
+	errc := make(chan error, 1)
+	go func() {
+		runtime.LockOSThread()
+		prev, err := affinity.Allowed()
+		if err == nil {
+			if err = affinity.PinThread(cpus); err == nil {
+				if affinity.PinThread(prev) != nil {
+					errc <- nil
+					return // still locked: the thread exits with the goroutine
+				}
+			}
+		}
+		runtime.UnlockOSThread()
+		errc <- err
+	}()
+	return <-errc
 }
 
 func cpuNote(cpus []int) string {
@@ -355,6 +365,7 @@ type worker struct {
 	e    *Engine
 	m    *model
 	sess *onnx.Session
+	tid  int // the OS thread the worker runs on (set before it serves)
 	// batch 1: the session's input buffers and the worker's queue of
 	// frames written into them.
 	slots  []*slot
@@ -419,16 +430,19 @@ func (m *model) runSingle(req *request) error {
 //
 // With Config.CPUs the thread is also pinned to those CPUs, and it ends
 // with the worker instead of going back to Go's scheduler with that mask.
-func (w *worker) pinned(loop func()) {
+func (w *worker) pinned(started func(), loop func()) {
 	runtime.LockOSThread()
+	w.tid = affinity.ThreadID()
 	if cpus := w.e.cpus; len(cpus) > 0 {
-		if err := affinity.PinThread(cpus); err == nil {
+		err := affinity.PinThread(cpus)
+		if err == nil {
+			started()
 			loop()
 			return // still locked: the thread exits with the goroutine
-		} else {
-			w.e.log.Warn("session thread runs unpinned", "cpus", affinity.Format(cpus), "err", err)
 		}
+		w.e.log.Warn("session thread runs unpinned", "cpus", affinity.Format(cpus), "err", err)
 	}
+	started()
 	defer runtime.UnlockOSThread()
 	loop()
 }
