@@ -50,10 +50,19 @@ func reserveModelCPUs(o onnx.Options, log *slog.Logger) (_ onnx.Options, release
 	if err := affinity.Check(cpus, allowed); err != nil {
 		return fail(fmt.Errorf("model.cpus: %w", err))
 	}
-	n, err := affinity.Exclude(cpus)
-	if err != nil {
-		_ = affinity.Reset(allowed)
-		return fail(fmt.Errorf("model.cpus %s: %w", o.CPUs, err))
+	// Again until a pass moves nothing: a thread the runtime started from
+	// one not yet moved, during the pass, still has the old mask.
+	n := 0
+	for pass := 0; pass < 4; pass++ {
+		moved, err := affinity.Exclude(cpus)
+		if err != nil {
+			_ = affinity.Reset(allowed)
+			return fail(fmt.Errorf("model.cpus %s: %w", o.CPUs, err))
+		}
+		if moved == 0 {
+			break
+		}
+		n += moved
 	}
 	log.Info("cpus reserved for the model", "model_cpus", affinity.Format(cpus),
 		"line_cpus", affinity.Format(affinity.Without(allowed, cpus)), "threads_moved", n, "asked", o.CPUs)
