@@ -5,9 +5,7 @@ package inference
 import (
 	"context"
 	"errors"
-	"fmt"
 	"image"
-	"os"
 	"slices"
 	"strings"
 	"testing"
@@ -15,23 +13,6 @@ import (
 	"github.com/linesight/linesight/inference/onnx"
 	"github.com/linesight/linesight/internal/affinity"
 )
-
-// threadCPUs is the CPU list the kernel allows thread tid of this
-// process, as /proc writes it.
-func threadCPUs(t *testing.T, tid int) string {
-	t.Helper()
-	b, err := os.ReadFile(fmt.Sprintf("/proc/self/task/%d/status", tid))
-	if err != nil {
-		t.Fatal(err)
-	}
-	for l := range strings.Lines(string(b)) {
-		if v, ok := strings.CutPrefix(l, "Cpus_allowed_list:"); ok {
-			return strings.TrimSpace(v)
-		}
-	}
-	t.Fatalf("thread %d: no Cpus_allowed_list", tid)
-	return ""
-}
 
 // TestEngineCPUs: with Config.CPUs the session's thread runs on those CPUs
 // only (the kernel's own account) from the moment Open returns, and frames
@@ -56,8 +37,12 @@ func TestEngineCPUs(t *testing.T) {
 	}
 	defer e.Close()
 	w := e.cur.Load().workers[0]
-	if got := threadCPUs(t, w.tid); got != model {
-		t.Errorf("the session's thread %d may run on CPUs %s, want %s", w.tid, got, model)
+	threads, err := affinity.Threads(0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := affinity.Format(threads[w.tid]); got != model {
+		t.Errorf("the session's thread %d may run on CPUs %q, want %s", w.tid, got, model)
 	}
 	if got, _ := affinity.Allowed(); !slices.Equal(got, allowed) {
 		t.Errorf("Open left the caller's thread on %v, want %v", got, allowed)

@@ -3,9 +3,6 @@
 package onnx
 
 import (
-	"os"
-	"path/filepath"
-	"strings"
 	"testing"
 	"time"
 
@@ -43,20 +40,14 @@ func TestIntraOpPoolOnModelCPUs(t *testing.T) {
 
 func threadsAllowedOn(t *testing.T, list string) int {
 	t.Helper()
-	status, err := filepath.Glob("/proc/self/task/*/status")
+	threads, err := affinity.Threads(0)
 	if err != nil {
 		t.Fatal(err)
 	}
 	n := 0
-	for _, p := range status {
-		b, err := os.ReadFile(p)
-		if err != nil {
-			continue
-		}
-		for l := range strings.Lines(string(b)) {
-			if v, ok := strings.CutPrefix(l, "Cpus_allowed_list:"); ok && strings.TrimSpace(v) == list {
-				n++
-			}
+	for _, cpus := range threads {
+		if affinity.Format(cpus) == list {
+			n++
 		}
 	}
 	return n

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"slices"
 	"strconv"
 
 	"golang.org/x/sys/unix"
@@ -35,43 +36,67 @@ func PinThread(cpus []int) error {
 	return nil
 }
 
-// Exclude takes cpus out of the affinity of every thread of this process
-// except keep (thread IDs, e.g. the pinned session threads). A thread whose
-// mask holds nothing but cpus is left as it is. It returns how many threads
-// it changed.
-func Exclude(cpus []int, keep ...int) (int, error) {
-	tasks, err := os.ReadDir("/proc/self/task")
+// Threads is every live thread of process pid (0: this one) with the CPUs
+// it may run on, as the kernel reports them; a thread that ends while it
+// is read is left out.
+func Threads(pid int) (map[int][]int, error) {
+	dir := "/proc/self/task"
+	if pid != 0 {
+		dir = fmt.Sprintf("/proc/%d/task", pid)
+	}
+	tasks, err := os.ReadDir(dir)
 	if err != nil {
-		return 0, fmt.Errorf("list threads: %w", err)
+		return nil, fmt.Errorf("list threads: %w", err)
 	}
-	skip := map[int]bool{}
-	for _, t := range keep {
-		skip[t] = true
-	}
-	changed := 0
+	out := make(map[int][]int, len(tasks))
 	for _, t := range tasks {
 		tid, err := strconv.Atoi(t.Name())
-		if err != nil || skip[tid] {
+		if err != nil {
 			continue
 		}
 		var set unix.CPUSet
 		if err := unix.SchedGetaffinity(tid, &set); err != nil {
 			continue // the thread has ended meanwhile
 		}
-		rest := Without(fromSet(&set), cpus)
-		if len(rest) == 0 || len(rest) == set.Count() {
+		out[tid] = fromSet(&set)
+	}
+	return out, nil
+}
+
+// Exclude takes cpus out of the affinity of every thread of this process
+// except keep (thread IDs, e.g. the pinned session threads). A thread whose
+// mask holds nothing but cpus is left as it is. It returns how many threads
+// it changed.
+func Exclude(cpus []int, keep ...int) (int, error) {
+	threads, err := Threads(0)
+	if err != nil {
+		return 0, err
+	}
+	changed := 0
+	for tid, mask := range threads {
+		if slices.Contains(keep, tid) {
 			continue
 		}
-		ns := toSet(rest)
-		if err := unix.SchedSetaffinity(tid, &ns); err != nil {
-			if errors.Is(err, unix.ESRCH) {
-				continue
-			}
+		rest := Without(mask, cpus)
+		if len(rest) == 0 || len(rest) == len(mask) {
+			continue
+		}
+		if err := setThread(tid, rest); err != nil {
 			return changed, fmt.Errorf("move thread %d off CPUs %s: %w", tid, Format(cpus), err)
 		}
 		changed++
 	}
 	return changed, nil
+}
+
+// setThread sets thread tid's affinity to cpus; a thread that has ended
+// meanwhile is no error.
+func setThread(tid int, cpus []int) error {
+	set := toSet(cpus)
+	if err := unix.SchedSetaffinity(tid, &set); err != nil && !errors.Is(err, unix.ESRCH) {
+		return err
+	}
+	return nil
 }
 
 // ThreadID is the calling OS thread's ID.
@@ -120,17 +145,12 @@ func Choose(spec string, n int) ([]int, error) {
 // Reset sets the affinity of every thread of this process to cpus: for a
 // test or benchmark that borrowed CPUs with Exclude and gives them back.
 func Reset(cpus []int) error {
-	tasks, err := os.ReadDir("/proc/self/task")
+	threads, err := Threads(0)
 	if err != nil {
-		return fmt.Errorf("list threads: %w", err)
+		return err
 	}
-	set := toSet(cpus)
-	for _, t := range tasks {
-		tid, err := strconv.Atoi(t.Name())
-		if err != nil {
-			continue
-		}
-		if err := unix.SchedSetaffinity(tid, &set); err != nil && !errors.Is(err, unix.ESRCH) {
+	for tid := range threads {
+		if err := setThread(tid, cpus); err != nil {
 			return fmt.Errorf("reset thread %d to CPUs %s: %w", tid, Format(cpus), err)
 		}
 	}

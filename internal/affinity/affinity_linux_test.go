@@ -6,8 +6,6 @@ import (
 	"reflect"
 	"runtime"
 	"testing"
-
-	"golang.org/x/sys/unix"
 )
 
 // TestPinAndExclude pins one locked thread to the last allowed CPU, moves
@@ -51,7 +49,11 @@ func TestPinAndExclude(t *testing.T) {
 	if n == 0 {
 		t.Error("Exclude changed no thread")
 	}
-	if got := threadCPUs(t, tid); !reflect.DeepEqual(got, model) {
+	threads, err := Threads(0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := threads[tid]; !reflect.DeepEqual(got, model) {
 		t.Errorf("pinned thread runs on %v, want %v", got, model)
 	}
 	line := Without(allowed, model)
@@ -72,12 +74,4 @@ func TestPinAndExclude(t *testing.T) {
 	if got := <-done; !reflect.DeepEqual(got, line) {
 		t.Errorf("a new goroutine's thread runs on %v, want %v", got, line)
 	}
-}
-
-func threadCPUs(t *testing.T, tid int) []int {
-	var set unix.CPUSet
-	if err := unix.SchedGetaffinity(tid, &set); err != nil {
-		t.Fatal(err)
-	}
-	return fromSet(&set)
 }

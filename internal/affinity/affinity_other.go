@@ -26,3 +26,7 @@ func Choose(spec string, n int) ([]int, error) {
 
 // Reset sets the affinity of every thread of this process to cpus.
 func Reset(cpus []int) error { return ErrUnsupported }
+
+// Threads is every live thread of process pid (0: this one) with the CPUs
+// it may run on.
+func Threads(pid int) (map[int][]int, error) { return nil, ErrUnsupported }

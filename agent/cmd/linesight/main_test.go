@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"fmt"
 	"io"
 	"net/http"
 	"os"
@@ -293,32 +292,21 @@ func checkModelCPUs(t *testing.T, pid int, logs string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	status, _ := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/status", pid))
+	threads, err := affinity.Threads(pid)
+	if err != nil {
+		t.Fatal(err)
+	}
 	onModel := 0
-	for _, p := range status {
-		b, err := os.ReadFile(p)
-		if err != nil {
-			continue // the thread ended
-		}
-		for l := range strings.Lines(string(b)) {
-			v, ok := strings.CutPrefix(l, "Cpus_allowed_list:")
-			if !ok {
-				continue
-			}
-			cpus, err := affinity.Parse(v)
-			if err != nil {
-				t.Fatalf("%s: %v", p, err)
-			}
-			switch {
-			case slices.Equal(cpus, model):
-				onModel++
-			case len(affinity.Without(cpus, model)) != len(cpus):
-				t.Errorf("thread %s may run on the model's CPUs %s: %s", p, m[1], strings.TrimSpace(v))
-			}
+	for tid, cpus := range threads {
+		switch {
+		case slices.Equal(cpus, model):
+			onModel++
+		case len(affinity.Without(cpus, model)) != len(cpus):
+			t.Errorf("thread %d may run on the model's CPUs %s: %s", tid, m[1], affinity.Format(cpus))
 		}
 	}
-	t.Logf("threads on the model CPUs %s: %d of %d", m[1], onModel, len(status))
+	t.Logf("threads on the model CPUs %s: %d of %d", m[1], onModel, len(threads))
 	if onModel == 0 {
-		t.Errorf("no thread runs on the model's CPUs %s alone (%d threads)", m[1], len(status))
+		t.Errorf("no thread runs on the model's CPUs %s alone (%d threads)", m[1], len(threads))
 	}
 }
