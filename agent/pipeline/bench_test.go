@@ -46,7 +46,11 @@ func newMemorySource(tb testing.TB, n int, every time.Duration) *memorySource {
 	}
 	s := &memorySource{n: n, every: every}
 	tile := gen.NewTile()
-	for i := range 64 {
+	count := 64 // distinct frames, handed out in turn (n 0: for a gatedSource)
+	if n > 0 {
+		count = min(n, count)
+	}
+	for i := range count {
 		gen.Generate(uint64(i), tile)
 		m, err := gocv.NewMatFromBytes(tile.H, tile.W, gocv.MatTypeCV8UC1, tile.Pix)
 		if err != nil {
@@ -234,15 +238,13 @@ func reserveCPUs(b *testing.B, opts onnx.Options) string {
 		b.Logf("model.cpus %s: nothing pinned (%v)", opts.CPUs, err)
 		return ""
 	}
-	allowed, err := affinity.Allowed()
+	allowed, _ := affinity.Allowed()
+	release, _, err := affinity.Reserve(cpus)
 	if err != nil {
 		b.Fatal(err)
 	}
-	if _, err := affinity.Exclude(cpus); err != nil {
-		b.Fatal(err)
-	}
 	b.Cleanup(func() {
-		if err := affinity.Reset(allowed); err != nil {
+		if err := release(); err != nil {
 			b.Error(err)
 		}
 	})

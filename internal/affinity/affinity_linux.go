@@ -156,3 +156,32 @@ func Reset(cpus []int) error {
 	}
 	return nil
 }
+
+// Reserve gives cpus to whatever this process pins there next: it checks
+// that the process may run on them with at least one CPU left over, then
+// moves every thread it has off them, pass after pass until one moves
+// nothing (a thread the runtime starts from one not yet moved, during a
+// pass, still has the old mask). Threads started later inherit their
+// creator's mask. release gives every thread the process's CPUs back.
+// moved counts the threads moved. On an error nothing stays moved.
+func Reserve(cpus []int) (release func() error, moved int, err error) {
+	allowed, err := Allowed()
+	if err != nil {
+		return nil, 0, err
+	}
+	if err := Check(cpus, allowed); err != nil {
+		return nil, 0, err
+	}
+	for range 4 {
+		n, err := Exclude(cpus)
+		if err != nil {
+			_ = Reset(allowed)
+			return nil, 0, err
+		}
+		if n == 0 {
+			break
+		}
+		moved += n
+	}
+	return func() error { return Reset(allowed) }, moved, nil
+}

@@ -5,6 +5,7 @@ package affinity
 import (
 	"reflect"
 	"runtime"
+	"strings"
 	"testing"
 )
 
@@ -73,5 +74,26 @@ func TestPinAndExclude(t *testing.T) {
 	}()
 	if got := <-done; !reflect.DeepEqual(got, line) {
 		t.Errorf("a new goroutine's thread runs on %v, want %v", got, line)
+	}
+}
+
+// TestReserveRefusesAll: a reservation of every CPU the process has is
+// refused before any thread moves.
+func TestReserveRefusesAll(t *testing.T) {
+	allowed, err := Allowed()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := Reserve(allowed); err == nil || !strings.Contains(err.Error(), "no CPU for the rest of the line") {
+		t.Fatalf("Reserve(%v) = %v, want a refusal", allowed, err)
+	}
+	threads, err := Threads(0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for tid, cpus := range threads {
+		if !reflect.DeepEqual(cpus, allowed) {
+			t.Errorf("thread %d on %v after a refused reservation, want %v", tid, cpus, allowed)
+		}
 	}
 }

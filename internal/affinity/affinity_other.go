@@ -30,3 +30,8 @@ func Reset(cpus []int) error { return ErrUnsupported }
 // Threads is every live thread of process pid (0: this one) with the CPUs
 // it may run on.
 func Threads(pid int) (map[int][]int, error) { return nil, ErrUnsupported }
+
+// Reserve moves every thread of this process off cpus.
+func Reserve(cpus []int) (release func() error, moved int, err error) {
+	return nil, 0, ErrUnsupported
+}

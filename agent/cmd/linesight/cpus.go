@@ -36,36 +36,20 @@ func reserveModelCPUs(o onnx.Options, log *slog.Logger) (_ onnx.Options, release
 	}
 	cpus, err := o.ChooseCPUs(onnx.PhysicalCores())
 	if err != nil {
-		return fail(fmt.Errorf("model.cpus %s: %w (leave model.cpus empty on this system)", o.CPUs, err))
+		return fail(fmt.Errorf("model.cpus %s: %w (set model.cpus: none on this system)", o.CPUs, err))
 	}
 	if len(cpus) == 0 {
 		log.Info("model.cpus auto: no CPU to spare for the model alone; it runs unpinned")
 		o.CPUs = ""
 		return o, release, nil
 	}
-	allowed, err := affinity.Allowed()
+	allowed, _ := affinity.Allowed()
+	free, n, err := affinity.Reserve(cpus)
 	if err != nil {
-		return fail(fmt.Errorf("model.cpus %s: %w (leave model.cpus empty on this system)", o.CPUs, err))
-	}
-	if err := affinity.Check(cpus, allowed); err != nil {
-		return fail(fmt.Errorf("model.cpus: %w", err))
-	}
-	// Again until a pass moves nothing: a thread the runtime started from
-	// one not yet moved, during the pass, still has the old mask.
-	n := 0
-	for pass := 0; pass < 4; pass++ {
-		moved, err := affinity.Exclude(cpus)
-		if err != nil {
-			_ = affinity.Reset(allowed)
-			return fail(fmt.Errorf("model.cpus %s: %w", o.CPUs, err))
-		}
-		if moved == 0 {
-			break
-		}
-		n += moved
+		return fail(fmt.Errorf("model.cpus %s: %w", o.CPUs, err))
 	}
 	log.Info("cpus reserved for the model", "model_cpus", affinity.Format(cpus),
 		"line_cpus", affinity.Format(affinity.Without(allowed, cpus)), "threads_moved", n, "asked", o.CPUs)
 	o.CPUs = affinity.Format(cpus)
-	return o, func() error { return affinity.Reset(allowed) }, nil
+	return o, free, nil
 }
