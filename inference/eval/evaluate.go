@@ -30,6 +30,18 @@ type Report struct {
 	// Escapes and FalseRejects name the parts behind those rates.
 	Escapes      []Miss `json:"escapes"`
 	FalseRejects []Miss `json:"false_rejects"`
+	// Parts is every part in dataset order: its score and the verdict, to
+	// read the score distribution and the deferred parts from (JSON only).
+	Parts []Part `json:"parts"`
+}
+
+// Part is one scored part of the evaluation.
+type Part struct {
+	File      string  `json:"file"` // CLASS/NAME
+	Label     string  `json:"label"`
+	Predicted string  `json:"predicted"`
+	GoodScore float64 `json:"good_score"`
+	Verdict   string  `json:"verdict"`
 }
 
 // Miss is one wrongly automated part.
@@ -94,7 +106,10 @@ func Evaluate(ctx context.Context, s Scorer, m *inference.Manifest, ds *Dataset,
 	}
 	r := Summarise(m, preds, th)
 	r.Data = ds.Root
+	r.Parts = make([]Part, len(preds))
 	for i, p := range preds {
+		r.Parts[i] = Part{File: ds.Samples[i].Rel, Label: m.Labels[p.Truth], Predicted: m.Labels[Argmax(p.Scores)],
+			GoodScore: p.GoodScore, Verdict: p.Verdict.String()}
 		if p.Verdict == Pass && !good[p.Truth] {
 			r.Escapes = append(r.Escapes, Miss{File: ds.Samples[i].Rel, Predicted: m.Labels[Argmax(p.Scores)], GoodScore: p.GoodScore})
 		}

@@ -127,14 +127,19 @@ func Classification(conf [][]int) (per []ClassMetrics, accuracy, macroF1 float64
 
 // Automation summarises the verdicts on a labelled set.
 type Automation struct {
-	Parts, Good, Defective     int
-	Passed, Rejected, Deferred int
+	Parts     int `json:"parts"`
+	Good      int `json:"good"`
+	Defective int `json:"defective"`
+	Passed    int `json:"passed"`
+	Rejected  int `json:"rejected"`
+	Deferred  int `json:"deferred"`
 	// Escapes are defective parts passed; FalseRejects good parts rejected.
-	Escapes, FalseRejects int
-	AutomationRate        float64 `json:"automation_rate"`
-	EscapeRate            float64 `json:"escape_rate"`
-	FalseRejectRate       float64 `json:"false_reject_rate"`
-	DeferRate             float64 `json:"defer_rate"`
+	Escapes         int     `json:"escapes"`
+	FalseRejects    int     `json:"false_rejects"`
+	AutomationRate  float64 `json:"automation_rate"`
+	EscapeRate      float64 `json:"escape_rate"`
+	FalseRejectRate float64 `json:"false_reject_rate"`
+	DeferRate       float64 `json:"defer_rate"`
 }
 
 // Rates counts verdicts against the truth (isGood per part) and derives the
