@@ -35,11 +35,13 @@ Everything is seeded; with the same data, options and thread count a rerun
 gives the same weights.
 """
 import argparse
+import copy
 import datetime
 import json
 import math
 import os
 import random
+import re
 import shutil
 import sys
 import time
@@ -77,6 +79,10 @@ def parse_args(argv):
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--val-frac", type=float, default=0.15)
     p.add_argument("--test-frac", type=float, default=0.15)
+    p.add_argument("--group-exposures", type=int, default=0, metavar="GAP",
+                   help="keep a part's photos at several exposures in one split: names CLASS/expE_num_N.jpg of one "
+                        "class whose N lie within GAP of the previous and whose E increase are one part (the "
+                        "magnetic-tile set's naming; default 0: split per image)")
     p.add_argument("--holdout", action="append", default=[],
                    help="file-name prefix held out of training entirely (repeatable), e.g. exp5_")
     p.add_argument("--max-per-class", type=int, default=0, help="use at most this many images per class (smoke tests)")
@@ -100,6 +106,19 @@ def parse_args(argv):
                    help="synthetic chipped edges: a good training image becomes, with probability P, an image of "
                         "--edge-chip-class with a piece missing at its border (and that piece in its mask)")
     p.add_argument("--edge-chip-class", default="break", help="the class of a chipped edge (default break)")
+    p.add_argument("--chip-slivers", type=float, default=0.0, metavar="Q",
+                   help="this fraction of the synthetic chips are slivers: a thin piece along a side (30-100 %% of "
+                        "it, 1-3.5 %% deep), as a tile broken along its edge (default 0)")
+    p.add_argument("--synth-defects", type=float, default=0.0, metavar="P",
+                   help="this fraction of the good training images get a synthetic defect of a random kind from "
+                        "--synth-kinds, with its mask (default 0)")
+    p.add_argument("--synth-kinds", default="pit=blowhole,crack=crack,region=uneven", metavar="KIND=CLASS,...",
+                   help="synthetic defect kinds and the class each is labelled: pit (small dark pits), crack (a thin "
+                        "dark meandering line), region (a large patch of changed brightness and texture) "
+                        "(default pit=blowhole,crack=crack,region=uneven)")
+    p.add_argument("--ema", type=float, default=0.0, metavar="D",
+                   help="serve an exponential moving average of the weights (decay D per step, e.g. 0.998; "
+                        "batch-norm statistics averaged too; default 0: the last weights)")
     p.add_argument("--transplant", type=float, default=0.0, metavar="P",
                    help="defect transplant (needs --arch segnet or plainseg, i.e. masks): a good training image "
                         "becomes, with probability P, an image of a defect class with a real training defect "
@@ -128,6 +147,8 @@ def parse_args(argv):
     p.add_argument("--save-val-scores", default="", metavar="FILE",
                    help="also write the calibration split's files, classes and fp32 class probabilities to FILE "
                         "(JSON), e.g. to compare or combine models offline")
+    p.add_argument("--save-nets", default="", metavar="FILE",
+                   help="also save the trained networks (torch state dicts, with the options that built them) to FILE")
     p.add_argument("--quiet", action="store_true")
     a = p.parse_args(argv)
     if a.size % 16 or a.size < 32:
@@ -141,6 +162,12 @@ def parse_args(argv):
         p.error("--folds must be 0 or >= 2, and not with --ensemble")
     if not 0 <= a.edge_chips <= 1:
         p.error("--edge-chips must be in [0, 1]")
+    if not 0 <= a.chip_slivers <= 1:
+        p.error("--chip-slivers must be in [0, 1]")
+    if not 0 <= a.synth_defects <= 1:
+        p.error("--synth-defects must be in [0, 1]")
+    if not 0 <= a.ema < 1:
+        p.error("--ema must be in [0, 1)")
     if not 0 <= a.transplant <= 1:
         p.error("--transplant must be in [0, 1]")
     if a.transplant > 0 and a.arch not in ("segnet", "plainseg"):
@@ -154,8 +181,42 @@ def log(*a):
     print(*a, flush=True)
 
 
-def split(files, classes, holdout, val_frac, test_frac, seed, max_per_class):
-    """Stratified per class, seeded. Returns dict name -> list of (rel, class)."""
+EXPOSURE_NAME = re.compile(r"exp(\d+)_num_(\d+)\.")
+
+
+def exposure_groups(rels, gap):
+    """Photos of one part at several exposures, from names CLASS/expE_num_N.EXT
+    (the magnetic-tile set's): within a class, sorted by N, a photo joins the
+    previous one's group when its N is at most gap above it and its E is
+    higher. Returns rel -> group key; a name without that pattern is a group
+    of its own."""
+    by = {}
+    out = {}
+    for r in rels:
+        c, base = os.path.split(r)
+        m = EXPOSURE_NAME.match(base)
+        if not m:
+            out[r] = r
+            continue
+        by.setdefault(c, []).append((int(m.group(2)), int(m.group(1)), r))
+    for c, l in by.items():
+        l.sort()
+        key, prev = None, None
+        for n, e, r in l:
+            if prev is None or n - prev[0] > gap or e <= prev[1]:
+                key = "%s/%d" % (c, n)
+            out[r] = key
+            prev = (n, e)
+    return out
+
+
+def split(files, classes, holdout, val_frac, test_frac, seed, max_per_class, group_gap=0):
+    """Stratified per class, seeded. Returns dict name -> list of (rel, class).
+
+    group_gap > 0 keeps a part's photos together (exposure_groups): whole
+    groups go to test, val or train, drawn in a seeded order until each
+    split has its share of the class's images; a class's last group always
+    goes to train."""
     rng = random.Random(seed)
     out = {"train": [], "val": [], "test": []}
     held = {}
@@ -166,6 +227,7 @@ def split(files, classes, holdout, val_frac, test_frac, seed, max_per_class):
                 held.setdefault(h.rstrip("_"), []).append((rel, c))
                 break
     heldset = {r for v in held.values() for r, _ in v}
+    groups = exposure_groups([r for r, _ in files if r not in heldset], group_gap) if group_gap > 0 else None
     for c in classes:
         fs = [(r, cc) for r, cc in files if cc == c and r not in heldset]
         rng.shuffle(fs)
@@ -178,9 +240,29 @@ def split(files, classes, holdout, val_frac, test_frac, seed, max_per_class):
             nv = max(nv, 1)
         if n - nt - nv < 1:
             raise lsdata.DatasetError("class %s has %d images after hold-outs: too few to train on" % (c, n))
-        out["test"] += fs[:nt]
-        out["val"] += fs[nt:nt + nv]
-        out["train"] += fs[nt + nv:]
+        if groups is None:
+            out["test"] += fs[:nt]
+            out["val"] += fs[nt:nt + nv]
+            out["train"] += fs[nt + nv:]
+            continue
+        order, members = [], {}
+        for f in fs:
+            k = groups[f[0]]
+            if k not in members:
+                order.append(k)
+                members[k] = []
+            members[k].append(f)
+        got = {"test": 0, "val": 0}
+        for j, k in enumerate(order):
+            dst = "train"
+            for name, want in (("test", nt), ("val", nv)):
+                # the last group always trains: a class never leaves training
+                if got[name] < want and j < len(order) - 1:
+                    dst = name
+                    break
+            if dst != "train":
+                got[dst] += len(members[k])
+            out[dst] += members[k]
     for k in out:
         out[k].sort()
     for k in held:
@@ -234,15 +316,17 @@ def augment(x, gen, extra=None, geo_prob=0.3):
     return x * extra[:, 1:2], extra
 
 
-def edge_chips(xb, eb, yb, gen, prob, chip_idx, good_idx):
+def edge_chips(xb, eb, yb, gen, prob, chip_idx, good_idx, slivers=0.0):
     """Synthetic chipped edges: each good image of the batch becomes, with
     probability prob, an image of class chip_idx with an elliptic piece
     missing at a random place on a random side (along the edge 8-28 % of
     the side, into the part 3-14 %), filled with another image's texture,
     shifted and brighter or darker (x0.5..1.7), and the piece in its defect
     mask. Applied before the other augmentations, which then treat it as
-    any real defect. xb [B,1,S,S] in [0,1], eb [B,2,S,S] (mask, content) or
-    None, yb [B]: changed in place."""
+    any real defect. With slivers > 0, that fraction of the chips are
+    slivers instead: a thin piece along a side (30-100 % of it, 1-3.5 %
+    deep), as a tile broken along its edge. xb [B,1,S,S] in [0,1], eb
+    [B,2,S,S] (mask, content) or None, yb [B]: changed in place."""
     b, s = xb.shape[0], xb.shape[-1]
     r = lambda: float(torch.rand((), generator=gen))  # noqa: E731
     sel = (torch.rand(b, generator=gen) < prob) & torch.isin(yb, torch.tensor(good_idx))
@@ -252,6 +336,8 @@ def edge_chips(xb, eb, yb, gen, prob, chip_idx, good_idx):
     for i in torch.nonzero(sel).flatten().tolist():
         side, pos = int(r() * 4), r() * (s - 1)
         along, into = s * (0.04 + 0.10 * r()), s * (0.03 + 0.11 * r())
+        if slivers > 0 and r() < slivers:
+            along, into = s * (0.15 + 0.35 * r()), s * (0.01 + 0.025 * r())
         cy, cx, ry, rx = [(0, pos, into, along), (s - 1, pos, into, along),
                           (pos, 0, along, into), (pos, s - 1, along, into)][side]
         m = ((yy - cy) / ry) ** 2 + ((xx - cx) / rx) ** 2 <= 1
@@ -301,7 +387,91 @@ def transplant(xb, eb, yb, gen, prob, good_idx, X, y, M, donors):
         yb[i] = int(y[d])
 
 
-def train_one(args, seed, X, y, k, class_w, progress_prefix, M=None, C=None, good_idx=(0,), chip_idx=-1):
+SYNTH_KINDS = ("pit", "crack", "region")
+
+
+def parse_synth_kinds(spec):
+    """"pit=blowhole,crack=crack" -> [("pit", "blowhole"), ("crack", "crack")]; ValueError says what is wrong."""
+    out = []
+    for part in filter(None, (x.strip() for x in spec.split(","))):
+        kind, eq, cls = part.partition("=")
+        if not eq or kind not in SYNTH_KINDS or not cls:
+            raise ValueError("%r: want KIND=CLASS with KIND one of %s" % (part, ", ".join(SYNTH_KINDS)))
+        out.append((kind, cls))
+    if not out:
+        raise ValueError("no kinds given")
+    return out
+
+
+def synth_defects(xb, eb, yb, gen, prob, kinds, good_idx):
+    """Synthetic defects on good images (in the spirit of CutPaste and
+    DRAEM: what generalises to unseen defects is "a local structure this
+    surface does not have"): each good image of the batch becomes, with
+    probability prob, an image of one of kinds ([(kind, class index)],
+    drawn uniformly) with its defect mask:
+      pit     1-3 small elliptic pits (radius 1-3.5 % of the side), darker
+              x0.25..0.7 with a soft rim;
+      crack   a thin (1-2 px) meandering dark line, 10-45 % of the side long,
+              x0.3..0.7;
+      region  a large smooth blob (12-40 % of the image) whose texture is
+              another image's, brighter or darker (x0.7..0.9 or x1.15..1.45),
+              blended over a soft 3 px border.
+    xb [B,1,S,S] in [0,1], eb [B,2,S,S] (mask, content) or None, yb [B]:
+    changed in place."""
+    b, s = xb.shape[0], xb.shape[-1]
+    r = lambda: float(torch.rand((), generator=gen))  # noqa: E731
+    sel = (torch.rand(b, generator=gen) < prob) & torch.isin(yb, torch.tensor(good_idx))
+    if not bool(sel.any()):
+        return
+    yy, xx = torch.meshgrid(torch.arange(s, dtype=torch.float32), torch.arange(s, dtype=torch.float32), indexing="ij")
+    for i in torch.nonzero(sel).flatten().tolist():
+        kind, cls = kinds[int(r() * len(kinds))]
+        img = xb[i, 0]
+        if kind == "pit":
+            m = torch.zeros(s, s, dtype=torch.bool)
+            shade = torch.zeros(s, s)
+            for _ in range(1 + int(r() * 3)):
+                cy, cx = s * (0.1 + 0.8 * r()), s * (0.1 + 0.8 * r())
+                ry, rx = s * (0.01 + 0.025 * r()), s * (0.01 + 0.025 * r())
+                d = ((yy - cy) / ry) ** 2 + ((xx - cx) / rx) ** 2
+                m |= d <= 1
+                shade = torch.maximum(shade, torch.exp(-d * 1.5))
+            img = img * (1 - (0.3 + 0.45 * r()) * shade)
+        elif kind == "crack":
+            n = int(s * (0.1 + 0.35 * r()))
+            py, px = s * (0.1 + 0.8 * r()), s * (0.1 + 0.8 * r())
+            ang = r() * 2 * math.pi
+            pts = []
+            for _ in range(n):
+                ang += (r() * 2 - 1) * 0.35
+                py = min(max(py + math.sin(ang), 0), s - 1)
+                px = min(max(px + math.cos(ang), 0), s - 1)
+                pts.append((int(round(py)), int(round(px))))
+            m = torch.zeros(1, 1, s, s)
+            ii = torch.tensor(pts)
+            m[0, 0, ii[:, 0], ii[:, 1]] = 1
+            if r() < 0.5:
+                m = F.max_pool2d(m, 2, 1, 1)[..., :s, :s]
+            soft = F.avg_pool2d(m, 3, 1, 1)[0, 0].clamp(0, 1)
+            m = m[0, 0] > 0
+            img = img * (1 - (0.3 + 0.4 * r()) * torch.maximum(soft, m.float()))
+        else:
+            noise = torch.rand(1, 1, 4, 4, generator=gen)
+            field = F.interpolate(noise, size=(s, s), mode="bicubic", align_corners=False)[0, 0]
+            area = 0.12 + 0.28 * r()
+            m = field >= torch.quantile(field.flatten(), 1 - area)
+            alpha = F.avg_pool2d(m.float().view(1, 1, s, s), 7, 1, 3, count_include_pad=False)[0, 0]
+            src = xb[int(r() * b), 0].roll((int(r() * s), int(r() * s)), (0, 1))
+            gain = (0.7 + 0.2 * r()) if r() < 0.5 else (1.15 + 0.3 * r())
+            src = (src * img.mean() / src.mean().clamp_min(1e-3) * gain).clamp(0, 1)
+            img = img * (1 - alpha) + src * alpha
+        xb[i, 0] = img.clamp(0, 1)
+        if eb is not None:
+            eb[i, 0] = torch.where(m, torch.ones(()), eb[i, 0])
+        yb[i] = cls
+
+
+def train_one(args, seed, X, y, k, class_w, progress_prefix, M=None, C=None, good_idx=(0,), chip_idx=-1, synth=None):
     torch.manual_seed(seed)
     gen = torch.Generator().manual_seed(seed)
     net = lsmodel.ARCHS[args.arch](k, args.width)
@@ -311,6 +481,8 @@ def train_one(args, seed, X, y, k, class_w, progress_prefix, M=None, C=None, goo
     is_good_cls = torch.zeros(k, dtype=torch.bool)
     is_good_cls[list(good_idx)] = True
     opt = torch.optim.AdamW(net.parameters(), lr=args.lr, weight_decay=args.weight_decay)
+    ema = copy.deepcopy(net) if args.ema > 0 else None
+    nstep = 0
     steps_per_epoch = max(1, (args.samples_per_epoch or len(X)) // args.batch)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=args.lr, total_steps=args.epochs * steps_per_epoch,
                                                 pct_start=0.15)
@@ -340,7 +512,9 @@ def train_one(args, seed, X, y, k, class_w, progress_prefix, M=None, C=None, goo
             yb = yt[bi]
             eb = Et[bi].float() if seg else None
             if args.edge_chips > 0:
-                edge_chips(xb, eb, yb, gen, args.edge_chips, chip_idx, list(good_idx))
+                edge_chips(xb, eb, yb, gen, args.edge_chips, chip_idx, list(good_idx), args.chip_slivers)
+            if synth:
+                synth_defects(xb, eb, yb, gen, args.synth_defects, synth, list(good_idx))
             if donors:
                 transplant(xb, eb, yb, gen, args.transplant, list(good_idx), X, y, M, donors)
             if seg:
@@ -368,6 +542,15 @@ def train_one(args, seed, X, y, k, class_w, progress_prefix, M=None, C=None, goo
             loss.backward()
             opt.step()
             sched.step()
+            if ema is not None:
+                nstep += 1
+                d = min(args.ema, (1 + nstep) / (10 + nstep))
+                with torch.no_grad():
+                    for pe, pn in zip(ema.state_dict().values(), net.state_dict().values()):
+                        if pe.dtype.is_floating_point:
+                            pe.mul_(d).add_(pn, alpha=1 - d)
+                        else:
+                            pe.copy_(pn)
             tot += float(loss) * len(bi)
             correct += int((logits.argmax(1) == yb).sum())
             seen += len(bi)
@@ -380,6 +563,8 @@ def train_one(args, seed, X, y, k, class_w, progress_prefix, M=None, C=None, goo
             log("%s epoch %d/%d  loss %.4f  train acc %.3f  lr %.2e  %.1fs" % (
                 progress_prefix, ep + 1, args.epochs, tot / seen, correct / seen, sched.get_last_lr()[0],
                 time.time() - t0))
+    if ema is not None:
+        net = ema
     return net.to(memory_format=torch.contiguous_format).eval()
 
 
@@ -472,7 +657,8 @@ def main(argv=None):
                                           % (g, args.data, ", ".join(classes)))
         if len(good) >= len(classes):
             raise lsdata.DatasetError("every class is a good label; a classifier needs at least one defect class")
-        parts = split(files, classes, args.holdout, args.val_frac, args.test_frac, args.seed, args.max_per_class)
+        parts = split(files, classes, args.holdout, args.val_frac, args.test_frac, args.seed, args.max_per_class,
+                      args.group_exposures)
         used = parts["train"] + parts["val"] + parts["test"]
         log("dataset %s: %d images in %d classes (%s); split %s" % (
             args.data, len(files), len(classes), ", ".join("%s %d" % (c, sum(1 for _, x in files if x == c))
@@ -499,6 +685,17 @@ def main(argv=None):
                   % (args.edge_chip_class, args.data, ", ".join(labels)), file=sys.stderr)
             return 2
         chip_idx = lab[args.edge_chip_class]
+    synth = None
+    if args.synth_defects > 0:
+        try:
+            kinds = parse_synth_kinds(args.synth_kinds)
+            bad = [c for _, c in kinds if c not in lab or c in good]
+            if bad:
+                raise ValueError("%s is not a defect class of %s (classes: %s)" % (bad[0], args.data, ", ".join(labels)))
+        except ValueError as e:
+            print("train: --synth-kinds: %s" % e, file=sys.stderr)
+            return 2
+        synth = [(kd, lab[c]) for kd, c in kinds]
 
     def arrays(name):
         fs = parts[name]
@@ -545,7 +742,7 @@ def main(argv=None):
             tr = fold != e
             net = train_one(args, args.seed + e, Xtr[tr], ytr[tr], len(labels), class_w,
                             "[fold %d/%d]" % (e + 1, args.folds), None if Mtr is None else Mtr[tr],
-                            None if Ctr is None else Ctr[tr], good_idx, chip_idx)
+                            None if Ctr is None else Ctr[tr], good_idx, chip_idx, synth)
             nets.append(net)
             lo = predict(lsmodel.Serving([net], args.tta).eval(), Xtr[~tr])
             if oof is None:
@@ -555,9 +752,11 @@ def main(argv=None):
     else:
         for e in range(args.ensemble):
             nets.append(train_one(args, args.seed + e, Xtr, ytr, len(labels), class_w,
-                                  "[net %d/%d]" % (e + 1, args.ensemble), Mtr, Ctr, good_idx, chip_idx))
+                                  "[net %d/%d]" % (e + 1, args.ensemble), Mtr, Ctr, good_idx, chip_idx, synth))
     train_s = time.time() - t_start
     serving = lsmodel.Serving(nets, args.tta).eval()
+    if args.save_nets:
+        torch.save({"args": vars(args), "labels": labels, "nets": [n.state_dict() for n in nets]}, args.save_nets)
 
     # 3. calibration and validation metrics (fp32)
     lv = oof if args.folds else predict(serving, Xva)
@@ -633,6 +832,16 @@ def main(argv=None):
         ex["edge_chips"] = ("%g of good training images get a synthetic chipped edge (class %s, in the mask): an "
                             "elliptic piece at a random border, another image's texture x0.5..1.7"
                             % (args.edge_chips, args.edge_chip_class))
+    if args.group_exposures:
+        ex["split_groups"] = ("a part's photos at several exposures kept in one split (names expE_num_N, N within %d, "
+                              "E increasing)" % args.group_exposures)
+    if args.synth_defects:
+        ex["synth_defects"] = ("%g of good training images get a synthetic defect (%s; pits, a thin dark line, a "
+                               "patch of changed texture), with its mask" % (args.synth_defects, args.synth_kinds))
+    if args.chip_slivers:
+        ex["chip_slivers"] = "%g of the synthetic chips are slivers along a side (30-100 %%, 1-3.5 %% deep)" % args.chip_slivers
+    if args.ema:
+        ex["ema"] = "served weights: exponential moving average, decay %g per step (BN statistics too)" % args.ema
     if args.transplant:
         ex["transplant"] = ("%g of good training images get a real training defect pasted in at its place (class "
                             "uniform, then image; flipped; mask dilated 2 px, feathered 4 px; brightness matched on "
@@ -693,7 +902,7 @@ def main(argv=None):
     # 5. the split, and folders of the held-out files for `linesight model eval`
     with open(os.path.join(out, "split.json"), "w") as f:
         json.dump({"dataset": os.path.abspath(args.data), "seed": args.seed, "holdout": args.holdout,
-                   "val_frac": args.val_frac, "test_frac": args.test_frac,
+                   "val_frac": args.val_frac, "test_frac": args.test_frac, "group_exposures": args.group_exposures,
                    "splits": {k: [r for r, _ in v] for k, v in parts.items()}}, f, indent=1)
         f.write("\n")
     if not args.no_links:

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"math"
 	"os"
 	"os/exec"
@@ -219,6 +220,21 @@ func checkReport(t *testing.T, r *eval.Report, m *inference.Manifest, images int
 	if len(r.Escapes) != a.Escapes || len(r.FalseRejects) != a.FalseRejects {
 		t.Errorf("listed %d escapes and %d false rejects; counted %d and %d", len(r.Escapes), len(r.FalseRejects), a.Escapes, a.FalseRejects)
 	}
+	// every part listed once, its verdict the one the counts and the miss lists were made of
+	verdicts := map[string]int{}
+	for _, p := range r.Parts {
+		verdicts[p.Verdict]++
+		isGood := slices.Contains(m.GoodLabels, p.Label)
+		if p.GoodScore < 0 || p.GoodScore > 1 || !strings.HasPrefix(p.File, p.Label+"/") {
+			t.Errorf("part %+v: score out of [0,1] or file not in its label's folder", p)
+		}
+		if p.Verdict == "pass" && !isGood && !slices.ContainsFunc(r.Escapes, func(e eval.Miss) bool { return e.File == p.File }) {
+			t.Errorf("part %+v passed but is not listed as an escape", p)
+		}
+	}
+	if len(r.Parts) != images || verdicts["pass"] != a.Passed || verdicts["reject"] != a.Rejected || verdicts["defer"] != a.Deferred {
+		t.Errorf("parts list %d with verdicts %v; counted %+v", len(r.Parts), verdicts, a)
+	}
 	if r.Thresholds.Pass != m.Thresholds.Pass || r.Thresholds.Reject != m.Thresholds.Reject || r.Thresholds.Source != "manifest" {
 		t.Errorf("thresholds %+v, manifest %+v", r.Thresholds, m.Thresholds)
 	}
@@ -350,7 +366,8 @@ func TestTrainRealRecipeSmoke(t *testing.T) {
 	code, log := train(t, "--data", data, "--out", out, "--size", "32", "--width", "4", "--epochs", "1",
 		"--samples-per-epoch", "64", "--batch", "16", "--calib-images", "16", "--seed", "5", "--no-int8",
 		"--arch", "segnet", "--tta", "--ensemble", "2", "--balance", "full", "--defect-weight", "1",
-		"--edge-chips", "0.5", "--transplant", "0.5", "--prior-fit", "--channels-last", "--save-val-scores", scores)
+		"--edge-chips", "0.5", "--chip-slivers", "0.5", "--transplant", "0.5", "--synth-defects", "0.5", "--ema", "0.9",
+		"--prior-fit", "--channels-last", "--save-val-scores", scores)
 	if code != 0 {
 		t.Fatalf("train.py: exit %d:\n%s", code, log)
 	}
@@ -362,7 +379,7 @@ func TestTrainRealRecipeSmoke(t *testing.T) {
 	if len(m.Outputs) != 2 || m.Training == nil {
 		t.Fatalf("manifest: outputs %+v, training %+v", m.Outputs, m.Training)
 	}
-	for _, k := range []string{"edge_chips", "transplant", "prior_fit", "memory_format", "defect_weight", "architecture"} {
+	for _, k := range []string{"edge_chips", "chip_slivers", "transplant", "synth_defects", "ema", "prior_fit", "memory_format", "defect_weight", "architecture"} {
 		if m.Training.Extra[k] == "" {
 			t.Errorf("manifest training.extra lacks %q: %v", k, m.Training.Extra)
 		}
@@ -441,10 +458,95 @@ func TestTrainRealRecipeSmoke(t *testing.T) {
 	if code != 2 || !strings.Contains(log, "dent") || strings.Contains(log, "epoch") {
 		t.Errorf("unknown chip class: exit %d:\n%s", code, log)
 	}
+	// A synthetic defect kind labelled with a class the dataset lacks, or
+	// an unknown kind: an error before any training.
+	for _, spec := range []string{"pit=dent", "scratch=crack"} {
+		code, log = train(t, "--data", data, "--out", filepath.Join(root, "bad3"), "--size", "32", "--epochs", "1", "--synth-defects", "0.5", "--synth-kinds", spec)
+		if code != 2 || !strings.Contains(log, "--synth-kinds") || strings.Contains(log, "epoch 1/") {
+			t.Errorf("--synth-kinds %s: exit %d:\n%s", spec, code, log)
+		}
+	}
 	// Transplanting defects needs their masks, which only the segmentation
 	// architectures load.
 	code, log = train(t, "--data", data, "--out", filepath.Join(root, "bad2"), "--size", "32", "--epochs", "1", "--transplant", "0.3")
 	if code != 2 || !strings.Contains(log, "--arch segnet") || strings.Contains(log, "epoch 1/") {
 		t.Errorf("transplant without masks: exit %d:\n%s", code, log)
+	}
+}
+
+// TestTrainKeepsExposuresTogether: with --group-exposures, photos named as
+// one part at several exposures (CLASS/expE_num_N.jpg, N close, E rising;
+// the magnetic-tile set's naming) all land in one split, so the held-out
+// figures are about parts the network never saw. The set is synthetic
+// images renamed three to a part.
+func TestTrainKeepsExposuresTogether(t *testing.T) {
+	needTorch(t)
+	root := t.TempDir()
+	src := synthSet(t, root, "4")
+	data := filepath.Join(root, "parts")
+	classes, err := os.ReadDir(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range classes {
+		imgs, _ := filepath.Glob(filepath.Join(src, c.Name(), "*.jpg"))
+		slices.Sort(imgs)
+		if err := os.MkdirAll(filepath.Join(data, c.Name()), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		for j, f := range imgs {
+			part, e := j/3+1, j%3+1
+			b, err := os.ReadFile(f)
+			if err != nil {
+				t.Fatal(err)
+			}
+			name := fmt.Sprintf("exp%d_num_%d.jpg", e, 1000*part+10*e)
+			if err := os.WriteFile(filepath.Join(data, c.Name(), name), b, 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	out := filepath.Join(root, "model")
+	code, log := train(t, "--data", data, "--out", out, "--size", "32", "--width", "4", "--epochs", "1",
+		"--samples-per-epoch", "32", "--batch", "16", "--no-int8", "--no-links", "--group-exposures", "50", "--val-frac", "0.2", "--test-frac", "0.2")
+	if code != 0 {
+		t.Fatalf("train.py: exit %d:\n%s", code, log)
+	}
+	var sp struct {
+		Group  int                 `json:"group_exposures"`
+		Splits map[string][]string `json:"splits"`
+	}
+	b, err := os.ReadFile(filepath.Join(out, "split.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(b, &sp); err != nil {
+		t.Fatal(err)
+	}
+	where := map[string]string{} // class/part -> split
+	perSplit := map[string]int{}
+	for name, files := range sp.Splits {
+		for _, f := range files {
+			var e, n int
+			if _, err := fmt.Sscanf(filepath.Base(f), "exp%d_num_%d.jpg", &e, &n); err != nil {
+				t.Fatalf("split.json file %q: %v", f, err)
+			}
+			part := fmt.Sprintf("%s/%d", filepath.Dir(f), n/1000)
+			if w, ok := where[part]; ok && w != name {
+				t.Errorf("part %s has photos in %s and %s", part, w, name)
+			}
+			where[part] = name
+			perSplit[name]++
+		}
+	}
+	if sp.Group != 50 || perSplit["train"] == 0 || perSplit["val"] == 0 || perSplit["test"] == 0 {
+		t.Errorf("group_exposures %d, images per split %v", sp.Group, perSplit)
+	}
+	pkg, err := inference.LoadPackage(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(pkg.Manifest.Training.Extra["split_groups"], "within 50") {
+		t.Errorf("manifest does not say how the split was grouped: %v", pkg.Manifest.Training.Extra)
 	}
 }
