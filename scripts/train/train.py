@@ -10,7 +10,9 @@ output, or a fleet collector export); *_mask.* files are ignored. The script
      class: a clear error before any training);
   2. splits it, stratified per class and seeded, into train / val / test,
      after taking out every file whose name starts with a --holdout prefix
-     (e.g. exp5_, an exposure group kept entirely out of training);
+     (e.g. exp5_, an exposure group kept entirely out of training); with
+     --group-exposures GAP a part's photos at several exposures stay in one
+     split, so val and test hold only parts training never saw;
   3. trains (augmentation: exposure gain and gamma, contrast, flips, small
      rotations and scaling, noise; class-balanced sampling with
      class-weighted loss), showing progress;
@@ -27,9 +29,12 @@ Options beyond the original recipe (all off by default, so `make model`
 is unchanged): --arch segnet|plainseg (a segmentation head trained on the
 *_mask.* files, the cam output, and a decision layer on global average and
 max pooling), --resize letterbox --pad P, --defect-weight W, --folds K,
---edge-chips P (synthetic chipped edges), --transplant P (real training
-defects pasted into good images) and --prior-fit (the good classes' logits
-shifted so that P(good) is calibrated for the data's class mix).
+--edge-chips P and --chip-slivers Q (synthetic chipped edges and slivers),
+--synth-defects P (synthetic pits, thin lines and texture patches),
+--transplant P (real training defects pasted into good images), --crop-prob
+P (random crops, relabelled by their masks), --ema D (averaged weights),
+--save-nets FILE and --prior-fit (the good classes' logits shifted so that
+P(good) is calibrated for the data's class mix).
 
 Everything is seeded; with the same data, options and thread count a rerun
 gives the same weights.
@@ -116,6 +121,11 @@ def parse_args(argv):
                    help="synthetic defect kinds and the class each is labelled: pit (small dark pits), crack (a thin "
                         "dark meandering line), region (a large patch of changed brightness and texture) "
                         "(default pit=blowhole,crack=crack,region=uneven)")
+    p.add_argument("--crop-prob", type=float, default=0.0, metavar="P",
+                   help="segnet: this fraction of the training images is a random square crop (--crop-min..1 of the "
+                        "side) scaled back up; a defect image whose defect lies outside the crop becomes good "
+                        "(needs masks; default 0)")
+    p.add_argument("--crop-min", type=float, default=0.6, help="smallest crop side, as a fraction (default 0.6)")
     p.add_argument("--ema", type=float, default=0.0, metavar="D",
                    help="serve an exponential moving average of the weights (decay D per step, e.g. 0.998; "
                         "batch-norm statistics averaged too; default 0: the last weights)")
@@ -166,6 +176,10 @@ def parse_args(argv):
         p.error("--chip-slivers must be in [0, 1]")
     if not 0 <= a.synth_defects <= 1:
         p.error("--synth-defects must be in [0, 1]")
+    if not 0 <= a.crop_prob <= 1 or not 0.2 <= a.crop_min <= 1:
+        p.error("--crop-prob must be in [0, 1] and --crop-min in [0.2, 1]")
+    if a.crop_prob > 0 and a.arch not in ("segnet", "plainseg"):
+        p.error("--crop-prob needs the defect masks: use it with --arch segnet or plainseg")
     if not 0 <= a.ema < 1:
         p.error("--ema must be in [0, 1)")
     if not 0 <= a.transplant <= 1:
@@ -471,6 +485,32 @@ def synth_defects(xb, eb, yb, gen, prob, kinds, good_idx):
         yb[i] = cls
 
 
+def crop_relabel(xb, eb, yb, gen, prob, smin, good_idx):
+    """Random square crops, scaled back to the input size: each image of the
+    batch is, with probability prob, cropped to a side of smin..1 of its own
+    at a random place. A defect image whose mask has no pixel left in the
+    crop is relabelled good (its first good label): the crop shows no
+    defect. A defect image without a mask is left whole (it cannot be
+    told). xb [B,1,S,S], eb [B,2,S,S] (mask, content), yb [B]: changed in
+    place."""
+    b, s = xb.shape[0], xb.shape[-1]
+    r = lambda: float(torch.rand((), generator=gen))  # noqa: E731
+    sel = torch.rand(b, generator=gen) < prob
+    good = torch.tensor(good_idx)
+    for i in torch.nonzero(sel).flatten().tolist():
+        c = max(8, int(round(s * (smin + (1 - smin) * r()))))
+        y0, x0 = int(r() * (s - c + 1)), int(r() * (s - c + 1))
+        defect = not bool(torch.isin(yb[i], good))
+        if defect and not bool(eb[i, 0].any()):
+            continue
+        x = xb[i:i + 1, :, y0:y0 + c, x0:x0 + c]
+        e = eb[i:i + 1, :, y0:y0 + c, x0:x0 + c]
+        xb[i] = F.interpolate(x, size=(s, s), mode="bilinear", align_corners=False)[0]
+        eb[i] = (F.interpolate(e, size=(s, s), mode="bilinear", align_corners=False)[0] > 0.5).float()
+        if defect and not bool(eb[i, 0].any()):
+            yb[i] = good_idx[0]
+
+
 def train_one(args, seed, X, y, k, class_w, progress_prefix, M=None, C=None, good_idx=(0,), chip_idx=-1, synth=None):
     torch.manual_seed(seed)
     gen = torch.Generator().manual_seed(seed)
@@ -517,6 +557,8 @@ def train_one(args, seed, X, y, k, class_w, progress_prefix, M=None, C=None, goo
                 synth_defects(xb, eb, yb, gen, args.synth_defects, synth, list(good_idx))
             if donors:
                 transplant(xb, eb, yb, gen, args.transplant, list(good_idx), X, y, M, donors)
+            if seg and args.crop_prob > 0:
+                crop_relabel(xb, eb, yb, gen, args.crop_prob, args.crop_min, list(good_idx))
             if seg:
                 xb, eb = augment(xb, gen, eb, args.geo_prob)
                 xb = lsmodel.standardise(xb)
@@ -835,6 +877,9 @@ def main(argv=None):
     if args.group_exposures:
         ex["split_groups"] = ("a part's photos at several exposures kept in one split (names expE_num_N, N within %d, "
                               "E increasing)" % args.group_exposures)
+    if args.crop_prob:
+        ex["crop"] = ("%g of training images cropped to %g..1 of the side and scaled back; a defect image whose "
+                      "defect is outside the crop relabelled good" % (args.crop_prob, args.crop_min))
     if args.synth_defects:
         ex["synth_defects"] = ("%g of good training images get a synthetic defect (%s; pits, a thin dark line, a "
                                "patch of changed texture), with its mask" % (args.synth_defects, args.synth_kinds))

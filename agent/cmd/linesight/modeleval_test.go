@@ -349,10 +349,11 @@ func TestPolicyDecider(t *testing.T) {
 
 // TestTrainRealRecipeSmoke runs the options `make model-tiles` trains
 // with (mask-supervised segmentation head, 4-flip TTA, an ensemble of two,
-// full class balance, the escape weight, synthetic chipped edges,
-// channels-last training) in miniature on a synthetic set with masks, then
-// loads the package in Go and evaluates it: the plumbing of the real-data
-// recipe, not its quality.
+// full class balance, the escape weight, synthetic chipped edges and
+// slivers, synthetic defects, averaged weights, channels-last training),
+// and the experiments' (transplants, crops, prior fit), in miniature on a
+// synthetic set with masks, then loads the package in Go and evaluates it:
+// the plumbing of the real-data recipe, not its quality.
 func TestTrainRealRecipeSmoke(t *testing.T) {
 	needTorch(t)
 	ctx := context.Background()
@@ -366,7 +367,7 @@ func TestTrainRealRecipeSmoke(t *testing.T) {
 	code, log := train(t, "--data", data, "--out", out, "--size", "32", "--width", "4", "--epochs", "1",
 		"--samples-per-epoch", "64", "--batch", "16", "--calib-images", "16", "--seed", "5", "--no-int8",
 		"--arch", "segnet", "--tta", "--ensemble", "2", "--balance", "full", "--defect-weight", "1",
-		"--edge-chips", "0.5", "--chip-slivers", "0.5", "--transplant", "0.5", "--synth-defects", "0.5", "--ema", "0.9",
+		"--edge-chips", "0.5", "--chip-slivers", "0.5", "--transplant", "0.5", "--synth-defects", "0.5", "--crop-prob", "0.5", "--ema", "0.9",
 		"--prior-fit", "--channels-last", "--save-val-scores", scores)
 	if code != 0 {
 		t.Fatalf("train.py: exit %d:\n%s", code, log)
@@ -379,7 +380,7 @@ func TestTrainRealRecipeSmoke(t *testing.T) {
 	if len(m.Outputs) != 2 || m.Training == nil {
 		t.Fatalf("manifest: outputs %+v, training %+v", m.Outputs, m.Training)
 	}
-	for _, k := range []string{"edge_chips", "chip_slivers", "transplant", "synth_defects", "ema", "prior_fit", "memory_format", "defect_weight", "architecture"} {
+	for _, k := range []string{"edge_chips", "chip_slivers", "transplant", "synth_defects", "crop", "ema", "prior_fit", "memory_format", "defect_weight", "architecture"} {
 		if m.Training.Extra[k] == "" {
 			t.Errorf("manifest training.extra lacks %q: %v", k, m.Training.Extra)
 		}
