@@ -330,6 +330,14 @@ def augment(x, gen, extra=None, geo_prob=0.3):
     return x * extra[:, 1:2], extra
 
 
+def pick_good(b, yb, gen, prob, good_idx):
+    """The rows of a batch of b that get a synthetic defect: good images,
+    each with probability prob (one draw from gen per row); and r(), one
+    more uniform draw from gen per call."""
+    sel = (torch.rand(b, generator=gen) < prob) & torch.isin(yb, torch.tensor(good_idx))
+    return torch.nonzero(sel).flatten().tolist(), lambda: float(torch.rand((), generator=gen))
+
+
 def edge_chips(xb, eb, yb, gen, prob, chip_idx, good_idx, slivers=0.0):
     """Synthetic chipped edges: each good image of the batch becomes, with
     probability prob, an image of class chip_idx with an elliptic piece
@@ -342,12 +350,11 @@ def edge_chips(xb, eb, yb, gen, prob, chip_idx, good_idx, slivers=0.0):
     deep), as a tile broken along its edge. xb [B,1,S,S] in [0,1], eb
     [B,2,S,S] (mask, content) or None, yb [B]: changed in place."""
     b, s = xb.shape[0], xb.shape[-1]
-    r = lambda: float(torch.rand((), generator=gen))  # noqa: E731
-    sel = (torch.rand(b, generator=gen) < prob) & torch.isin(yb, torch.tensor(good_idx))
-    if not bool(sel.any()):
+    rows, r = pick_good(b, yb, gen, prob, good_idx)
+    if not rows:
         return
     yy, xx = torch.meshgrid(torch.arange(s, dtype=torch.float32), torch.arange(s, dtype=torch.float32), indexing="ij")
-    for i in torch.nonzero(sel).flatten().tolist():
+    for i in rows:
         side, pos = int(r() * 4), r() * (s - 1)
         along, into = s * (0.04 + 0.10 * r()), s * (0.03 + 0.11 * r())
         if slivers > 0 and r() < slivers:
@@ -375,9 +382,8 @@ def transplant(xb, eb, yb, gen, prob, good_idx, X, y, M, donors):
     yb [B]: changed in place. X uint8 [N,S,S], y [N], M uint8 [N,S,S];
     donors: one list of row indices per defect class."""
     b, s = xb.shape[0], xb.shape[-1]
-    r = lambda: float(torch.rand((), generator=gen))  # noqa: E731
-    sel = (torch.rand(b, generator=gen) < prob) & torch.isin(yb, torch.tensor(good_idx))
-    for i in torch.nonzero(sel).flatten().tolist():
+    rows, r = pick_good(b, yb, gen, prob, good_idx)
+    for i in rows:
         rows = donors[int(r() * len(donors))]
         d = rows[int(r() * len(rows))]
         src = torch.from_numpy(X[d]).float() / 255
@@ -433,12 +439,11 @@ def synth_defects(xb, eb, yb, gen, prob, kinds, good_idx):
     xb [B,1,S,S] in [0,1], eb [B,2,S,S] (mask, content) or None, yb [B]:
     changed in place."""
     b, s = xb.shape[0], xb.shape[-1]
-    r = lambda: float(torch.rand((), generator=gen))  # noqa: E731
-    sel = (torch.rand(b, generator=gen) < prob) & torch.isin(yb, torch.tensor(good_idx))
-    if not bool(sel.any()):
+    rows, r = pick_good(b, yb, gen, prob, good_idx)
+    if not rows:
         return
     yy, xx = torch.meshgrid(torch.arange(s, dtype=torch.float32), torch.arange(s, dtype=torch.float32), indexing="ij")
-    for i in torch.nonzero(sel).flatten().tolist():
+    for i in rows:
         kind, cls = kinds[int(r() * len(kinds))]
         img = xb[i, 0]
         if kind == "pit":
