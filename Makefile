@@ -78,13 +78,12 @@ DATA ?= ../shared/datasets/magnetic-tile
 OUT ?= $(MODEL_WORK)/tiles
 # the measured choice (README, Models): 2 mask-supervised networks at 160 px,
 # full class balance, escapes weighted, synthetic chipped edges on a tenth
-# of the good images (half of them slivers along a side), synthetic pits,
-# thin dark lines and patches of changed texture on 15 %, weights averaged
-# (EMA), 4-flip TTA, channels-last training; --threads 2 as measured
-# (another thread count gives other, equally seeded, weights)
+# of the good images, synthetic pits, thin dark lines and patches of
+# changed texture on 15 %, 4-flip TTA, channels-last training; --threads 2
+# as measured (another thread count gives other, equally seeded, weights)
 TILES_TRAIN_FLAGS ?= --size 160 --width 16 --epochs 30 --samples-per-epoch 2048 --seed 1 --tta --arch segnet \
-	--resize stretch --balance full --defect-weight 1 --edge-chips 0.1 --chip-slivers 0.5 --synth-defects 0.15 \
-	--ema 0.995 --channels-last --ensemble 2 --threads 2
+	--resize stretch --balance full --defect-weight 1 --edge-chips 0.1 --synth-defects 0.15 --channels-last \
+	--ensemble 2 --threads 2
 # a tile's photos are named expE_num_N with N a few dozen apart: N within
 # 600 of the previous photo and E rising is one tile (240 tiles)
 TILES_PARTS_FLAGS ?= --group-exposures 600
