@@ -338,6 +338,11 @@ def pick_good(b, yb, gen, prob, good_idx):
     return torch.nonzero(sel).flatten().tolist(), lambda: float(torch.rand((), generator=gen))
 
 
+def pixel_grid(s):
+    """Row and column coordinates of an SxS image, as float tensors."""
+    return torch.meshgrid(torch.arange(s, dtype=torch.float32), torch.arange(s, dtype=torch.float32), indexing="ij")
+
+
 def edge_chips(xb, eb, yb, gen, prob, chip_idx, good_idx, slivers=0.0):
     """Synthetic chipped edges: each good image of the batch becomes, with
     probability prob, an image of class chip_idx with an elliptic piece
@@ -353,7 +358,7 @@ def edge_chips(xb, eb, yb, gen, prob, chip_idx, good_idx, slivers=0.0):
     rows, r = pick_good(b, yb, gen, prob, good_idx)
     if not rows:
         return
-    yy, xx = torch.meshgrid(torch.arange(s, dtype=torch.float32), torch.arange(s, dtype=torch.float32), indexing="ij")
+    yy, xx = pixel_grid(s)
     for i in rows:
         side, pos = int(r() * 4), r() * (s - 1)
         along, into = s * (0.04 + 0.10 * r()), s * (0.03 + 0.11 * r())
@@ -442,7 +447,7 @@ def synth_defects(xb, eb, yb, gen, prob, kinds, good_idx):
     rows, r = pick_good(b, yb, gen, prob, good_idx)
     if not rows:
         return
-    yy, xx = torch.meshgrid(torch.arange(s, dtype=torch.float32), torch.arange(s, dtype=torch.float32), indexing="ij")
+    yy, xx = pixel_grid(s)
     for i in rows:
         kind, cls = kinds[int(r() * len(kinds))]
         img = xb[i, 0]

@@ -44,6 +44,25 @@ func train(t *testing.T, args ...string) (int, string) {
 
 // synthSet writes a small labelled synthetic dataset (with masks) into a
 // new folder under root and returns it.
+// splitFile is the split.json train.py writes beside a package.
+type splitFile struct {
+	Group  int                 `json:"group_exposures"`
+	Splits map[string][]string `json:"splits"`
+}
+
+func readSplit(t *testing.T, pkgDir string) splitFile {
+	t.Helper()
+	var sp splitFile
+	b, err := os.ReadFile(filepath.Join(pkgDir, "split.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(b, &sp); err != nil {
+		t.Fatal(err)
+	}
+	return sp
+}
+
 func synthSet(t *testing.T, root, seed string) string {
 	t.Helper()
 	data := filepath.Join(root, "data")
@@ -87,16 +106,7 @@ func TestModelTrainEvalSmoke(t *testing.T) {
 			t.Errorf("%s differs between two trainings with seed 5", f)
 		}
 	}
-	var split struct {
-		Splits map[string][]string `json:"splits"`
-	}
-	b, err := os.ReadFile(filepath.Join(out, "split.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := json.Unmarshal(b, &split); err != nil {
-		t.Fatal(err)
-	}
+	split := readSplit(t, out)
 	if len(split.Splits["train"]) == 0 || len(split.Splits["val"]) == 0 || len(split.Splits["test"]) == 0 {
 		t.Fatalf("split sizes: train %d, val %d, test %d", len(split.Splits["train"]), len(split.Splits["val"]), len(split.Splits["test"]))
 	}
@@ -513,17 +523,7 @@ func TestTrainKeepsExposuresTogether(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("train.py: exit %d:\n%s", code, log)
 	}
-	var sp struct {
-		Group  int                 `json:"group_exposures"`
-		Splits map[string][]string `json:"splits"`
-	}
-	b, err := os.ReadFile(filepath.Join(out, "split.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := json.Unmarshal(b, &sp); err != nil {
-		t.Fatal(err)
-	}
+	sp := readSplit(t, out)
 	where := map[string]string{} // class/part -> split
 	perSplit := map[string]int{}
 	for name, files := range sp.Splits {
