@@ -25,7 +25,7 @@ help:
 	@echo "make setup   install what is missing (scripts/setup.sh)"
 
 # Setup runs when the stamp is missing or older than what it installs from.
-$(SETUP_STAMP): scripts/setup.sh go.mod go.sum
+$(SETUP_STAMP): scripts/setup.sh scripts/train/backbone.sh go.mod go.sum
 	@bash scripts/setup.sh
 
 setup:

@@ -13,6 +13,9 @@
 #   - ONNX Runtime 1.24.1 for Linux x64, taken from the npm package
 #     onnxruntime-node@1.24.1, checked against a pinned sha256, and kept in
 #     the git-ignored cache folder .cache/onnxruntime/
+#   - ImageNet-trained MobileNetV2 weights for train.py --arch mnv2seg, taken
+#     from the npm package nsfwjs@4.4.0 (scripts/train/backbone.sh, pinned
+#     sha256) into .cache/backbone/mobilenet_v2/
 #   - the Go modules in go.sum (go mod download)
 # On other systems it says what to install by hand (see README, "Setup").
 set -euo pipefail
@@ -138,6 +141,14 @@ if [ -x /usr/bin/python3 ] && /usr/bin/python3 -c 'import torch, onnx, cv2, nump
 else
   say "Python training stack: torch, onnx, cv2 or numpy not importable by /usr/bin/python3 (needed only for training)"
   [ $check_only = 1 ] && missing+=(python-stack)
+fi
+
+# --- MobileNetV2 backbone (train.py --arch mnv2seg --pretrained) -----------
+backbone_dir="$root/.cache/backbone/mobilenet_v2"
+if [ $check_only = 1 ]; then
+  [ -f "$backbone_dir/weights.bin" ] || { say "missing: MobileNetV2 weights at $backbone_dir"; missing+=(backbone); }
+else
+  bash "$root/scripts/train/backbone.sh" "$backbone_dir" || die "could not fetch the MobileNetV2 backbone (scripts/train/backbone.sh)"
 fi
 
 # --- Go modules ------------------------------------------------------------

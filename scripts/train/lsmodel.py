@@ -27,6 +27,8 @@ from onnx import helper, numpy_helper
 
 OPSET = 13
 EPS = 1e-4
+# int8 QDQ: a bias quantises to at most this many steps of its scale (int32 has 2^31)
+BIAS_RANGE = 2.0 ** 30
 
 
 def cbr(cin, cout, stride):
@@ -101,7 +103,130 @@ class PlainSegNet(SegTileNet):
         super().__init__(classes, width, dropout, plain=True)
 
 
-ARCHS = {"tilenet": TileNet, "segnet": SegTileNet, "plainseg": PlainSegNet}
+# MobileNetV2 (alpha 1) to stride 16: (expansion, channels, stride) of the
+# blocks expanded_conv, block_1 .. block_12, Keras names and layout.
+MNV2_BLOCKS = [(1, 16, 1), (6, 24, 2), (6, 24, 1), (6, 32, 2), (6, 32, 1), (6, 32, 1), (6, 64, 2),
+               (6, 64, 1), (6, 64, 1), (6, 64, 1), (6, 96, 1), (6, 96, 1), (6, 96, 1)]
+
+
+def cbr6(cin, cout, k, stride, groups=1, relu=True):
+    """conv (no bias) + BN (Keras' epsilon 1e-3) [+ ReLU6]; a stride-2 conv pads
+    right and bottom only, as Keras' MobileNetV2 does."""
+    mods = [nn.ZeroPad2d((0, 1, 0, 1))] if stride == 2 else []
+    mods += [nn.Conv2d(cin, cout, k, stride, (k // 2) if stride == 1 else 0, groups=groups, bias=False),
+             nn.BatchNorm2d(cout, eps=1e-3)]
+    if relu:
+        mods.append(nn.ReLU6(inplace=True))
+    return nn.Sequential(*mods)
+
+
+class InvertedResidual(nn.Module):
+    def __init__(self, cin, t, cout, stride):
+        super().__init__()
+        mid = cin * t
+        self.expand = cbr6(cin, mid, 1, 1) if t != 1 else None
+        self.depthwise = cbr6(mid, mid, 3, stride, groups=mid)
+        self.project = cbr6(mid, cout, 1, 1, relu=False)
+        self.residual = stride == 1 and cin == cout
+
+    def forward(self, x):
+        y = self.expand(x) if self.expand is not None else x
+        y = self.project(self.depthwise(y))
+        return x + y if self.residual else y
+
+
+class MobileTrunk(nn.Module):
+    """MobileNetV2 to its stride-16 stage (96 channels at S/16) on one gray
+    channel: the first conv's kernel is the RGB kernel summed over colour, so
+    a gray image gives what it gives as R=G=B."""
+
+    def __init__(self, blocks=len(MNV2_BLOCKS)):
+        super().__init__()
+        layers, cin = [cbr6(1, 32, 3, 2)], 32
+        for t, c, s in MNV2_BLOCKS[:blocks]:
+            layers.append(InvertedResidual(cin, t, c, s))
+            cin = c
+        self.layers = nn.Sequential(*layers)
+        self.channels = cin
+
+    def forward(self, x):
+        return self.layers(x)
+
+    def load_keras(self, weights):
+        """Set every conv and BN from a dict of Keras tensors (name -> array),
+        e.g. read_keras_weights(); raises if one is missing."""
+        def conv(seq, name, depthwise=False):
+            c, bn = [m for m in seq if isinstance(m, (nn.Conv2d, nn.BatchNorm2d))]
+            k = weights[name + ("/depthwise_kernel" if depthwise else "/kernel")]
+            k = np.transpose(k, (2, 3, 0, 1) if depthwise else (3, 2, 0, 1))
+            if c.in_channels == 1 and k.shape[1] == 3:
+                k = k.sum(axis=1, keepdims=True)
+            if tuple(k.shape) != tuple(c.weight.shape):
+                raise ValueError("%s: kernel %s, conv wants %s" % (name, k.shape, tuple(c.weight.shape)))
+            bname = {"Conv1": "bn_Conv1"}.get(name, name + "_BN")
+            with torch.no_grad():
+                c.weight.copy_(torch.from_numpy(np.ascontiguousarray(k, np.float32)))
+                for attr, key in (("weight", "gamma"), ("bias", "beta"), ("running_mean", "moving_mean"),
+                                  ("running_var", "moving_variance")):
+                    getattr(bn, attr).copy_(torch.from_numpy(np.asarray(weights[bname + "/" + key], np.float32)))
+        conv(self.layers[0], "Conv1")
+        for i, blk in enumerate(self.layers[1:]):
+            pre = "expanded_conv" if i == 0 else "block_%d" % i
+            if blk.expand is not None:
+                conv(blk.expand, pre + "_expand")
+            conv(blk.depthwise, pre + "_depthwise", depthwise=True)
+            conv(blk.project, pre + "_project")
+
+
+def read_keras_weights(d):
+    """A TensorFlow.js weights folder (manifest.json with a "weights" list as
+    in a weightsManifest group, and weights.bin) -> {name: float32 array};
+    uint8-quantised entries are dequantised (q * scale + min)."""
+    import json
+    import os
+    with open(os.path.join(d, "manifest.json")) as f:
+        specs = json.load(f)["weights"]
+    with open(os.path.join(d, "weights.bin"), "rb") as f:
+        buf = f.read()
+    out, off = {}, 0
+    for w in specs:
+        n = int(np.prod(w["shape"])) if w["shape"] else 1
+        q = w.get("quantization")
+        if q:
+            if q["dtype"] != "uint8":
+                raise ValueError("%s: quantisation %s not supported" % (w["name"], q["dtype"]))
+            a = np.frombuffer(buf, np.uint8, n, off).astype(np.float32) * np.float32(q["scale"]) + np.float32(q["min"])
+            off += n
+        else:
+            if w["dtype"] != "float32":
+                raise ValueError("%s: dtype %s not supported" % (w["name"], w["dtype"]))
+            a = np.frombuffer(buf, np.float32, n, off).copy()
+            off += 4 * n
+        out[w["name"]] = a.reshape(w["shape"])
+    if off != len(buf):
+        raise ValueError("weights.bin has %d bytes, the manifest describes %d" % (len(buf), off))
+    return out
+
+
+class MobileSegNet(SegTileNet):
+    """SegTileNet's heads on a MobileNetV2 trunk (train.py --arch mnv2seg
+    --pretrained DIR starts it from ImageNet-trained weights); width is ignored."""
+
+    def __init__(self, classes, width=16, dropout=0.2):
+        super().__init__(classes, 12, dropout)  # 8 * 12 = the trunk's 96 channels
+        self.features = MobileTrunk()
+
+    def fuse_bn(self):
+        for m in self.features.modules():
+            if isinstance(m, nn.Sequential) and len(m) >= 2:
+                for i in range(len(m) - 1):
+                    if isinstance(m[i], nn.Conv2d) and isinstance(m[i + 1], nn.BatchNorm2d):
+                        m[i] = torch.nn.utils.fusion.fuse_conv_bn_eval(m[i], m[i + 1])
+                        m[i + 1] = nn.Identity()
+        return self
+
+
+ARCHS = {"tilenet": TileNet, "segnet": SegTileNet, "plainseg": PlainSegNet, "mnv2seg": MobileSegNet}
 
 
 def standardise(x):
@@ -146,6 +271,8 @@ class Serving(nn.Module):
 def fuse(net):
     """A copy of net with every conv+BN folded into one conv (eval mode)."""
     net = copy.deepcopy(net).eval()
+    if hasattr(net, "fuse_bn"):
+        return net.fuse_bn()
     for i, blk in enumerate(net.features):
         if not isinstance(blk, nn.Sequential):
             continue  # max pooling
@@ -216,7 +343,12 @@ def quantize_qdq(fp32_path, ranges, dst):
             done_act[a] = scale
         scale = done_act[a]
         w = numpy_helper.to_array(inits[wname])
-        ws = np.maximum(np.abs(w).reshape(w.shape[0], -1).max(axis=1) / 127.0, 1e-8).astype(np.float32)
+        ws = np.maximum(np.abs(w).reshape(w.shape[0], -1).max(axis=1) / 127.0, 1e-8)
+        if len(node.input) > 2:
+            # a channel whose weights are all (nearly) zero - MobileNetV2 has
+            # such depthwise filters - would put its bias out of int32 range
+            ws = np.maximum(ws, np.abs(numpy_helper.to_array(inits[node.input[2]])) / (scale * BIAS_RANGE))
+        ws = ws.astype(np.float32)
         if wname not in done_w:
             wq = np.clip(np.round(w / ws.reshape(-1, 1, 1, 1)), -127, 127).astype(np.int8)
             g.initializer.extend([numpy_helper.from_array(wq, wname + "_q"),
@@ -264,11 +396,13 @@ def fake_quant_forward(serving_fused, ranges, x):
             continue
         w = m.weight.data
         ws = (w.abs().reshape(w.shape[0], -1).amax(1) / 127.0).clamp(min=1e-8)
-        m.weight.data = (torch.round(w / ws.view(-1, 1, 1, 1)).clamp(-127, 127)) * ws.view(-1, 1, 1, 1)
         lo, hi = ranges[name]
         lo, hi = min(lo, 0.0), max(hi, 0.0)
         s = max((hi - lo) / 255.0, 1e-8)
         zp = float(round(-lo / s))
+        if m.bias is not None:
+            ws = torch.maximum(ws, m.bias.data.abs() / (s * BIAS_RANGE))
+        m.weight.data = (torch.round(w / ws.view(-1, 1, 1, 1)).clamp(-127, 127)) * ws.view(-1, 1, 1, 1)
         if m.bias is not None:
             bs = ws * s
             m.bias.data = torch.round(m.bias.data / bs) * bs

@@ -62,6 +62,8 @@ import lsdata  # noqa: E402
 import lsmodel  # noqa: E402
 
 SCRIPT_VERSION = "1"
+# architectures with a segmentation head trained on the defect masks
+SEG_ARCHS = ("segnet", "plainseg", "mnv2seg")
 
 
 def parse_args(argv):
@@ -100,6 +102,11 @@ def parse_args(argv):
                         "segmentation head trained on the *_mask.* files (the cam output) and a decision layer on "
                         "global average and max pooling; plainseg: segnet on a plain backbone (full-resolution "
                         "first conv, 2x2 max pooling)")
+    p.add_argument("--pretrained", default="", metavar="DIR",
+                   help="mnv2seg: start the MobileNetV2 trunk from these weights (a TensorFlow.js weights folder: "
+                        "manifest.json + weights.bin; scripts/train/backbone.sh writes one)")
+    p.add_argument("--freeze", type=int, default=0, metavar="N",
+                   help="mnv2seg: keep the trunk's first N layers as loaded (weights and batch-norm statistics)")
     p.add_argument("--resize", choices=["stretch", "letterbox"], default="stretch",
                    help="stretch to SxS, or letterbox: keep the aspect ratio, pad with --pad")
     p.add_argument("--pad", type=int, default=0, help="letterbox padding value (0..255; 0 keeps exposure gain a "
@@ -178,16 +185,25 @@ def parse_args(argv):
         p.error("--synth-defects must be in [0, 1]")
     if not 0 <= a.crop_prob <= 1 or not 0.2 <= a.crop_min <= 1:
         p.error("--crop-prob must be in [0, 1] and --crop-min in [0.2, 1]")
-    if a.crop_prob > 0 and a.arch not in ("segnet", "plainseg"):
-        p.error("--crop-prob needs the defect masks: use it with --arch segnet or plainseg")
+    if a.crop_prob > 0 and a.arch not in SEG_ARCHS:
+        p.error("--crop-prob needs the defect masks: use it with --arch segnet, plainseg or mnv2seg")
     if not 0 <= a.ema < 1:
         p.error("--ema must be in [0, 1)")
     if not 0 <= a.transplant <= 1:
         p.error("--transplant must be in [0, 1]")
-    if a.transplant > 0 and a.arch not in ("segnet", "plainseg"):
-        p.error("--transplant needs the defect masks: use it with --arch segnet or plainseg")
+    if a.transplant > 0 and a.arch not in SEG_ARCHS:
+        p.error("--transplant needs the defect masks: use it with --arch segnet, plainseg or mnv2seg")
     if not 0 <= a.pad <= 255:
         p.error("--pad must be in [0, 255]")
+    if (a.pretrained or a.freeze) and a.arch != "mnv2seg":
+        p.error("--pretrained and --freeze are for --arch mnv2seg (the MobileNetV2 trunk)")
+    if not 0 <= a.freeze <= len(lsmodel.MNV2_BLOCKS) + 1:
+        p.error("--freeze must be in [0, %d] (the trunk's layers)" % (len(lsmodel.MNV2_BLOCKS) + 1))
+    if a.pretrained:
+        for f in ("manifest.json", "weights.bin"):
+            if not os.path.isfile(os.path.join(a.pretrained, f)):
+                p.error("--pretrained %s has no %s: run scripts/train/backbone.sh %s to write the MobileNetV2 "
+                        "weights there" % (a.pretrained, f, a.pretrained))
     return a
 
 
@@ -525,12 +541,18 @@ def train_one(args, seed, X, y, k, class_w, progress_prefix, M=None, C=None, goo
     torch.manual_seed(seed)
     gen = torch.Generator().manual_seed(seed)
     net = lsmodel.ARCHS[args.arch](k, args.width)
+    frozen = nn.Sequential()
+    if args.arch == "mnv2seg":
+        if args.pretrained:
+            net.features.load_keras(lsmodel.read_keras_weights(args.pretrained))
+        frozen = net.features.layers[:args.freeze]
+        frozen.requires_grad_(False)
     if args.channels_last:
         net = net.to(memory_format=torch.channels_last)
-    seg = args.arch in ("segnet", "plainseg") and M is not None
+    seg = args.arch in SEG_ARCHS and M is not None
     is_good_cls = torch.zeros(k, dtype=torch.bool)
     is_good_cls[list(good_idx)] = True
-    opt = torch.optim.AdamW(net.parameters(), lr=args.lr, weight_decay=args.weight_decay)
+    opt = torch.optim.AdamW([q for q in net.parameters() if q.requires_grad], lr=args.lr, weight_decay=args.weight_decay)
     ema = copy.deepcopy(net) if args.ema > 0 else None
     nstep = 0
     steps_per_epoch = max(1, (args.samples_per_epoch or len(X)) // args.batch)
@@ -553,6 +575,7 @@ def train_one(args, seed, X, y, k, class_w, progress_prefix, M=None, C=None, goo
     tty = sys.stdout.isatty()
     for ep in range(args.epochs):
         net.train()
+        frozen.eval()
         t0 = time.time()
         idx = torch.multinomial(samp_w, steps_per_epoch * args.batch, replacement=True, generator=gen)
         tot, correct, seen = 0.0, 0, 0
@@ -654,7 +677,7 @@ def write_package(d, args, labels, good, size, precision, onnx_path, metrics, ra
     nnets = args.folds or args.ensemble
     desc = args.description or ("LineSight tile classifier (%s, %dx%d gray%s, per-image standardisation in the graph%s%s%s)"
                                  % (precision, size, size, "" if args.resize == "stretch" else " " + args.resize,
-                                    ", mask-supervised segmentation head" if args.arch in ("segnet", "plainseg") else "",
+                                    ", mask-supervised segmentation head" if args.arch in SEG_ARCHS else "",
                                     ", 4-flip TTA" if args.tta else "",
                                     ", ensemble of %d" % nnets if nnets > 1 else ""))
     m = {
@@ -717,7 +740,7 @@ def main(argv=None):
                                                            for c in classes),
             ", ".join("%s %d" % (k, len(v)) for k, v in parts.items())))
         everything = sorted(set(used) | {f for k, v in parts.items() if k not in ("train", "val", "test") for f in v})
-        seg = args.arch in ("segnet", "plainseg")
+        seg = args.arch in SEG_ARCHS
         loaded = lsdata.load(args.data, everything, args.size,
                              progress=None if args.quiet else lambda i, n: log("  read %d/%d" % (i, n)),
                              mode=args.resize, pad=args.pad, masks=seg)
@@ -870,7 +893,15 @@ def main(argv=None):
     # options beyond the original recipe are recorded only when used, so the
     # built-in model's manifest stays what `make model` has always written
     ex = training["extra"]
-    if args.arch in ("segnet", "plainseg"):
+    if args.arch == "mnv2seg":
+        ex["architecture"] = ("MobileSegNet: MobileNetV2 (alpha 1) to stride 16, 96 channels, gray input (RGB first "
+                              "kernel summed), %s, first %d layers frozen; 1x1 segmentation head at S/16 trained on "
+                              "the defect masks, weight %g, defect cells x%g: the cam output; linear decision layer "
+                              "on global average+max of features and map" % (
+                                  "trunk from " + os.path.basename(os.path.normpath(args.pretrained))
+                                  if args.pretrained else "trunk from scratch", args.freeze, args.seg_weight,
+                                  args.seg_pos_weight))
+    elif args.arch in SEG_ARCHS:
         ex["architecture"] = ("%s width %d (%s; 1x1 segmentation head at S/16 trained on the "
                               "defect masks, weight %g, defect cells x%g: the cam output; linear decision layer on "
                               "global average+max of features and map)" % (

@@ -551,3 +551,74 @@ func TestTrainKeepsExposuresTogether(t *testing.T) {
 		t.Errorf("manifest does not say how the split was grouped: %v", pkg.Manifest.Training.Extra)
 	}
 }
+
+// backboneDir is where scripts/setup.sh (scripts/train/backbone.sh) puts the
+// ImageNet-trained MobileNetV2 weights.
+var backboneDir = filepath.Join("..", "..", "..", ".cache", "backbone", "mobilenet_v2")
+
+// TestPretrainedTrunk: the MobileNetV2 trunk loaded from the weights the
+// setup fetched computes what TensorFlow.js computes with the npm package's
+// own model (a golden output), and a tiny training of --arch mnv2seg from
+// those weights gives fp32 and int8 packages (depthwise convs, residual
+// adds, asymmetric pads) that the Go engine loads and evaluates.
+func TestPretrainedTrunk(t *testing.T) {
+	needTorch(t)
+	if _, err := os.Stat(filepath.Join(backboneDir, "weights.bin")); err != nil {
+		t.Fatalf("no MobileNetV2 weights (%v): run make setup, or scripts/train/backbone.sh", err)
+	}
+	check := filepath.Join("..", "..", "..", "scripts", "train", "check_backbone.py")
+	if out, err := exec.Command(trainPython, check, backboneDir).CombinedOutput(); err != nil {
+		t.Fatalf("check_backbone.py: %v:\n%s", err, out)
+	}
+	ctx := context.Background()
+	root := t.TempDir()
+	data := synthSet(t, root, "9")
+	out := filepath.Join(root, "model")
+	code, log := train(t, "--data", data, "--out", out, "--size", "32", "--epochs", "1",
+		"--samples-per-epoch", "32", "--batch", "16", "--calib-images", "16", "--seed", "5",
+		"--arch", "mnv2seg", "--pretrained", backboneDir, "--freeze", "3", "--tta", "--synth-defects", "0.5")
+	if code != 0 {
+		t.Fatalf("train.py: exit %d:\n%s", code, log)
+	}
+	if strings.Contains(log, "invalid value") {
+		t.Errorf("int8 export warned of an invalid value (a bias out of int32 range?):\n%s", log)
+	}
+	for _, pkgDir := range []string{out, filepath.Join(out, "int8")} {
+		pkg, err := inference.LoadPackage(pkgDir)
+		if err != nil {
+			t.Fatalf("load %s: %v", pkgDir, err)
+		}
+		arch := pkg.Manifest.Training.Extra["architecture"]
+		if !strings.Contains(arch, "MobileNetV2") || !strings.Contains(arch, "first 3 layers frozen") || !strings.Contains(arch, "mobilenet_v2") {
+			t.Errorf("%s: architecture %q does not say what was trained", pkgDir, arch)
+		}
+		code, stdout, errs := runMain(ctx, "", "model", "eval", "--quiet", "--json", "--model", pkgDir, "--data", filepath.Join(out, "heldout", "test"))
+		if code != 0 {
+			t.Fatalf("model eval %s: exit %d: %s", pkgDir, code, errs)
+		}
+		var r eval.Report
+		if err := json.Unmarshal([]byte(stdout), &r); err != nil {
+			t.Fatal(err)
+		}
+		if r.Images == 0 {
+			t.Fatalf("%s: eval saw no images", pkgDir)
+		}
+		checkReport(t, &r, pkg.Manifest, r.Images)
+	}
+
+	// The trunk's options with another architecture, or weights that are
+	// not there: an error that says what to do, before any training.
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--arch", "segnet", "--freeze", "3"}, "--arch mnv2seg"},
+		{[]string{"--arch", "mnv2seg", "--pretrained", filepath.Join(root, "nowhere")}, "backbone.sh"},
+		{[]string{"--arch", "mnv2seg", "--freeze", "99"}, "--freeze"},
+	} {
+		code, log := train(t, append([]string{"--data", data, "--out", filepath.Join(root, "bad"), "--size", "32", "--epochs", "1"}, c.args...)...)
+		if code != 2 || !strings.Contains(log, c.want) || strings.Contains(log, "epoch 1/") {
+			t.Errorf("%v: exit %d, want 2 and %q:\n%s", c.args, code, c.want, log)
+		}
+	}
+}
