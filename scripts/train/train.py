@@ -97,14 +97,19 @@ def parse_args(argv):
                    help="class balance: sqrt = sampling weights 1/sqrt(n) (classes drawn in proportion to sqrt(n)); "
                         "full = also loss weights 1/sqrt(n) (every class equally)")
     p.add_argument("--tta", action="store_true", help="test-time augmentation in the graph (4 flips)")
-    p.add_argument("--arch", choices=sorted(lsmodel.ARCHS), default="tilenet",
+    p.add_argument("--arch", default="tilenet", metavar="|".join(sorted(lsmodel.ARCHS)),
                    help="tilenet: CAM head, logits = its global average; segnet: the same backbone with a "
                         "segmentation head trained on the *_mask.* files (the cam output) and a decision layer on "
                         "global average and max pooling; plainseg: segnet on a plain backbone (full-resolution "
-                        "first conv, 2x2 max pooling)")
+                        "first conv, 2x2 max pooling); mnv2seg: segnet's heads on a MobileNetV2 trunk (see "
+                        "--pretrained). A+B (segmentation architectures only): the ensemble's networks take "
+                        "them in turn")
     p.add_argument("--pretrained", default="", metavar="DIR",
                    help="mnv2seg: start the MobileNetV2 trunk from these weights (a TensorFlow.js weights folder: "
                         "manifest.json + weights.bin; scripts/train/backbone.sh writes one)")
+    p.add_argument("--pretrained-lr", type=float, default=0.0, metavar="LR",
+                   help="mnv2seg with --pretrained: its learning rate (default --lr), so a pretrained trunk can "
+                        "move more slowly than a network learnt from scratch beside it")
     p.add_argument("--freeze", type=int, default=0, metavar="N",
                    help="mnv2seg: keep the trunk's first N layers as loaded (weights and batch-norm statistics)")
     p.add_argument("--resize", choices=["stretch", "letterbox"], default="stretch",
@@ -185,18 +190,25 @@ def parse_args(argv):
         p.error("--synth-defects must be in [0, 1]")
     if not 0 <= a.crop_prob <= 1 or not 0.2 <= a.crop_min <= 1:
         p.error("--crop-prob must be in [0, 1] and --crop-min in [0.2, 1]")
-    if a.crop_prob > 0 and a.arch not in SEG_ARCHS:
+    a.archs = a.arch.split("+")
+    for x in a.archs:
+        if x not in lsmodel.ARCHS:
+            p.error("--arch %s: no architecture %r (have %s)" % (a.arch, x, ", ".join(sorted(lsmodel.ARCHS))))
+    a.seg = all(x in SEG_ARCHS for x in a.archs)
+    if len(a.archs) > 1 and not a.seg:
+        p.error("--arch %s: only segmentation architectures (%s) mix in one ensemble" % (a.arch, ", ".join(SEG_ARCHS)))
+    if a.crop_prob > 0 and not a.seg:
         p.error("--crop-prob needs the defect masks: use it with --arch segnet, plainseg or mnv2seg")
     if not 0 <= a.ema < 1:
         p.error("--ema must be in [0, 1)")
     if not 0 <= a.transplant <= 1:
         p.error("--transplant must be in [0, 1]")
-    if a.transplant > 0 and a.arch not in SEG_ARCHS:
+    if a.transplant > 0 and not a.seg:
         p.error("--transplant needs the defect masks: use it with --arch segnet, plainseg or mnv2seg")
     if not 0 <= a.pad <= 255:
         p.error("--pad must be in [0, 255]")
-    if (a.pretrained or a.freeze) and a.arch != "mnv2seg":
-        p.error("--pretrained and --freeze are for --arch mnv2seg (the MobileNetV2 trunk)")
+    if (a.pretrained or a.freeze or a.pretrained_lr) and "mnv2seg" not in a.archs:
+        p.error("--pretrained, --pretrained-lr and --freeze are for --arch mnv2seg (the MobileNetV2 trunk)")
     if not 0 <= a.freeze <= len(lsmodel.MNV2_BLOCKS) + 1:
         p.error("--freeze must be in [0, %d] (the trunk's layers)" % (len(lsmodel.MNV2_BLOCKS) + 1))
     if a.pretrained:
@@ -537,26 +549,45 @@ def crop_relabel(xb, eb, yb, gen, prob, smin, good_idx):
             yb[i] = good_idx[0]
 
 
-def train_one(args, seed, X, y, k, class_w, progress_prefix, M=None, C=None, good_idx=(0,), chip_idx=-1, synth=None):
+def arch_description(args, arch):
+    """The manifest's words for one segmentation network."""
+    heads = ("1x1 segmentation head at S/16 trained on the defect masks, weight %g, defect cells x%g: the cam "
+             "output; linear decision layer on global average+max of features and map" % (
+                 args.seg_weight, args.seg_pos_weight))
+    if arch == "mnv2seg":
+        return ("MobileSegNet: MobileNetV2 (alpha 1) to stride 16, 96 channels, gray input (RGB first kernel summed), "
+                "%s, first %d layers frozen; %s" % (
+                    "trunk from " + os.path.basename(os.path.normpath(args.pretrained)) if args.pretrained
+                    else "trunk from scratch", args.freeze, heads))
+    return "%s width %d (%s; %s)" % (
+        "SegTileNet" if arch == "segnet" else "PlainSegNet", args.width,
+        "TileNet backbone" if arch == "segnet" else "backbone of 5 conv3x3+BN+ReLU, 2x2 max pooling after the first 4",
+        heads)
+
+
+def train_one(args, seed, X, y, k, class_w, progress_prefix, M=None, C=None, good_idx=(0,), chip_idx=-1, synth=None,
+              arch=None):
+    arch = arch or args.archs[0]
     torch.manual_seed(seed)
     gen = torch.Generator().manual_seed(seed)
-    net = lsmodel.ARCHS[args.arch](k, args.width)
+    net = lsmodel.ARCHS[arch](k, args.width)
     frozen = nn.Sequential()
-    if args.arch == "mnv2seg":
+    if arch == "mnv2seg":
         if args.pretrained:
             net.features.load_keras(lsmodel.read_keras_weights(args.pretrained))
         frozen = net.features.layers[:args.freeze]
         frozen.requires_grad_(False)
     if args.channels_last:
         net = net.to(memory_format=torch.channels_last)
-    seg = args.arch in SEG_ARCHS and M is not None
+    seg = arch in SEG_ARCHS and M is not None
     is_good_cls = torch.zeros(k, dtype=torch.bool)
     is_good_cls[list(good_idx)] = True
-    opt = torch.optim.AdamW([q for q in net.parameters() if q.requires_grad], lr=args.lr, weight_decay=args.weight_decay)
+    lr = args.pretrained_lr if arch == "mnv2seg" and args.pretrained and args.pretrained_lr else args.lr
+    opt = torch.optim.AdamW([q for q in net.parameters() if q.requires_grad], lr=lr, weight_decay=args.weight_decay)
     ema = copy.deepcopy(net) if args.ema > 0 else None
     nstep = 0
     steps_per_epoch = max(1, (args.samples_per_epoch or len(X)) // args.batch)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=args.lr, total_steps=args.epochs * steps_per_epoch,
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=args.epochs * steps_per_epoch,
                                                 pct_start=0.15)
     counts = np.bincount(y, minlength=k).astype(np.float64)
     samp_w = torch.tensor((1 / np.sqrt(np.maximum(counts, 1)))[y], dtype=torch.double)
@@ -677,7 +708,7 @@ def write_package(d, args, labels, good, size, precision, onnx_path, metrics, ra
     nnets = args.folds or args.ensemble
     desc = args.description or ("LineSight tile classifier (%s, %dx%d gray%s, per-image standardisation in the graph%s%s%s)"
                                  % (precision, size, size, "" if args.resize == "stretch" else " " + args.resize,
-                                    ", mask-supervised segmentation head" if args.arch in SEG_ARCHS else "",
+                                    ", mask-supervised segmentation head" if args.seg else "",
                                     ", 4-flip TTA" if args.tta else "",
                                     ", ensemble of %d" % nnets if nnets > 1 else ""))
     m = {
@@ -740,7 +771,7 @@ def main(argv=None):
                                                            for c in classes),
             ", ".join("%s %d" % (k, len(v)) for k, v in parts.items())))
         everything = sorted(set(used) | {f for k, v in parts.items() if k not in ("train", "val", "test") for f in v})
-        seg = args.arch in SEG_ARCHS
+        seg = args.seg
         loaded = lsdata.load(args.data, everything, args.size,
                              progress=None if args.quiet else lambda i, n: log("  read %d/%d" % (i, n)),
                              mode=args.resize, pad=args.pad, masks=seg)
@@ -817,7 +848,7 @@ def main(argv=None):
             tr = fold != e
             net = train_one(args, args.seed + e, Xtr[tr], ytr[tr], len(labels), class_w,
                             "[fold %d/%d]" % (e + 1, args.folds), None if Mtr is None else Mtr[tr],
-                            None if Ctr is None else Ctr[tr], good_idx, chip_idx, synth)
+                            None if Ctr is None else Ctr[tr], good_idx, chip_idx, synth, args.archs[e % len(args.archs)])
             nets.append(net)
             lo = predict(lsmodel.Serving([net], args.tta).eval(), Xtr[~tr])
             if oof is None:
@@ -827,7 +858,8 @@ def main(argv=None):
     else:
         for e in range(args.ensemble):
             nets.append(train_one(args, args.seed + e, Xtr, ytr, len(labels), class_w,
-                                  "[net %d/%d]" % (e + 1, args.ensemble), Mtr, Ctr, good_idx, chip_idx, synth))
+                                  "[net %d/%d]" % (e + 1, args.ensemble), Mtr, Ctr, good_idx, chip_idx, synth,
+                                  args.archs[e % len(args.archs)]))
     train_s = time.time() - t_start
     serving = lsmodel.Serving(nets, args.tta).eval()
     if args.save_nets:
@@ -893,22 +925,10 @@ def main(argv=None):
     # options beyond the original recipe are recorded only when used, so the
     # built-in model's manifest stays what `make model` has always written
     ex = training["extra"]
-    if args.arch == "mnv2seg":
-        ex["architecture"] = ("MobileSegNet: MobileNetV2 (alpha 1) to stride 16, 96 channels, gray input (RGB first "
-                              "kernel summed), %s, first %d layers frozen; 1x1 segmentation head at S/16 trained on "
-                              "the defect masks, weight %g, defect cells x%g: the cam output; linear decision layer "
-                              "on global average+max of features and map" % (
-                                  "trunk from " + os.path.basename(os.path.normpath(args.pretrained))
-                                  if args.pretrained else "trunk from scratch", args.freeze, args.seg_weight,
-                                  args.seg_pos_weight))
-    elif args.arch in SEG_ARCHS:
-        ex["architecture"] = ("%s width %d (%s; 1x1 segmentation head at S/16 trained on the "
-                              "defect masks, weight %g, defect cells x%g: the cam output; linear decision layer on "
-                              "global average+max of features and map)" % (
-                                  "SegTileNet" if args.arch == "segnet" else "PlainSegNet", args.width,
-                                  "TileNet backbone" if args.arch == "segnet" else
-                                  "backbone of 5 conv3x3+BN+ReLU, 2x2 max pooling after the first 4", args.seg_weight,
-                                                                          args.seg_pos_weight))
+    if args.seg:
+        ex["architecture"] = " + ".join(arch_description(args, a) for a in args.archs)
+    if args.pretrained_lr:
+        ex["pretrained_lr"] = str(args.pretrained_lr)
     if args.resize != "stretch":
         ex["resize"] = "%s, pad %d" % (args.resize, args.pad)
     if args.edge_chips:

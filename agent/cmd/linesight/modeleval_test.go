@@ -558,9 +558,10 @@ var backboneDir = filepath.Join("..", "..", "..", ".cache", "backbone", "mobilen
 
 // TestPretrainedTrunk: the MobileNetV2 trunk loaded from the weights the
 // setup fetched computes what TensorFlow.js computes with the npm package's
-// own model (a golden output), and a tiny training of --arch mnv2seg from
-// those weights gives fp32 and int8 packages (depthwise convs, residual
-// adds, asymmetric pads) that the Go engine loads and evaluates.
+// own model (a golden output), and a tiny training of an ensemble of a
+// pretrained MobileSegNet and a SegTileNet (--arch mnv2seg+segnet) gives
+// fp32 and int8 packages (depthwise convs, residual adds, asymmetric pads)
+// that the Go engine loads and evaluates.
 func TestPretrainedTrunk(t *testing.T) {
 	needTorch(t)
 	if _, err := os.Stat(filepath.Join(backboneDir, "weights.bin")); err != nil {
@@ -576,7 +577,8 @@ func TestPretrainedTrunk(t *testing.T) {
 	out := filepath.Join(root, "model")
 	code, log := train(t, "--data", data, "--out", out, "--size", "32", "--epochs", "1",
 		"--samples-per-epoch", "32", "--batch", "16", "--calib-images", "16", "--seed", "5",
-		"--arch", "mnv2seg", "--pretrained", backboneDir, "--freeze", "3", "--tta", "--synth-defects", "0.5")
+		"--arch", "mnv2seg+segnet", "--ensemble", "2", "--width", "4", "--pretrained", backboneDir, "--freeze", "3",
+		"--pretrained-lr", "0.001", "--tta", "--synth-defects", "0.5")
 	if code != 0 {
 		t.Fatalf("train.py: exit %d:\n%s", code, log)
 	}
@@ -589,7 +591,9 @@ func TestPretrainedTrunk(t *testing.T) {
 			t.Fatalf("load %s: %v", pkgDir, err)
 		}
 		arch := pkg.Manifest.Training.Extra["architecture"]
-		if !strings.Contains(arch, "MobileNetV2") || !strings.Contains(arch, "first 3 layers frozen") || !strings.Contains(arch, "mobilenet_v2") {
+		if !strings.Contains(arch, "MobileNetV2") || !strings.Contains(arch, "first 3 layers frozen") || !strings.Contains(arch, "mobilenet_v2") ||
+			!strings.Contains(arch, " + SegTileNet width 4") || pkg.Manifest.Training.Extra["ensemble"] != "2" ||
+			pkg.Manifest.Training.Extra["pretrained_lr"] != "0.001" {
 			t.Errorf("%s: architecture %q does not say what was trained", pkgDir, arch)
 		}
 		code, stdout, errs := runMain(ctx, "", "model", "eval", "--quiet", "--json", "--model", pkgDir, "--data", filepath.Join(out, "heldout", "test"))
@@ -613,8 +617,11 @@ func TestPretrainedTrunk(t *testing.T) {
 		want string
 	}{
 		{[]string{"--arch", "segnet", "--freeze", "3"}, "--arch mnv2seg"},
+		{[]string{"--arch", "segnet", "--pretrained-lr", "0.001"}, "--arch mnv2seg"},
 		{[]string{"--arch", "mnv2seg", "--pretrained", filepath.Join(root, "nowhere")}, "backbone.sh"},
 		{[]string{"--arch", "mnv2seg", "--freeze", "99"}, "--freeze"},
+		{[]string{"--arch", "mnv2seg+resnet"}, "no architecture 'resnet'"},
+		{[]string{"--arch", "segnet+tilenet"}, "only segmentation architectures"},
 	} {
 		code, log := train(t, append([]string{"--data", data, "--out", filepath.Join(root, "bad"), "--size", "32", "--epochs", "1"}, c.args...)...)
 		if code != 2 || !strings.Contains(log, c.want) || strings.Contains(log, "epoch 1/") {
