@@ -7,6 +7,10 @@ then a 1x1 conv to one map per class. The class-activation map (CAM) is that
 spatial mean, which is exactly global average pooling followed by a linear
 layer, so the map is a true CAM of the logits.
 
+MobileSegNet (--arch mnv2seg) puts the same heads on a MobileNetV2 trunk
+(MobileTrunk, Keras layout and padding, so ImageNet-trained Keras weights
+load into it: read_keras_weights, MobileTrunk.load_keras).
+
 Serving graph (what model.onnx computes), input "input" [N,1,S,S] = gray/255:
   1. per-image standardisation: (x - mean(x)) / sqrt(var(x) + 1e-4), inside
      the graph so Go and Python cannot disagree about it, and so exposure

@@ -28,7 +28,10 @@ output, or a fleet collector export); *_mask.* files are ignored. The script
 Options beyond the original recipe (all off by default, so `make model`
 is unchanged): --arch segnet|plainseg (a segmentation head trained on the
 *_mask.* files, the cam output, and a decision layer on global average and
-max pooling), --resize letterbox --pad P, --defect-weight W, --folds K,
+max pooling), --arch mnv2seg with --pretrained DIR, --freeze N and
+--pretrained-lr LR (those heads on a MobileNetV2 trunk started from
+ImageNet-trained weights that scripts/train/backbone.sh fetches), --arch
+A+B (an ensemble of different segmentation networks), --resize letterbox --pad P, --defect-weight W, --folds K,
 --edge-chips P and --chip-slivers Q (synthetic chipped edges and slivers),
 --synth-defects P (synthetic pits, thin lines and texture patches),
 --transplant P (real training defects pasted into good images), --crop-prob
