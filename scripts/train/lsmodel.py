@@ -296,15 +296,27 @@ def export_fp32(serving, size, path):
     return m
 
 
+def residual_projections(net):
+    """Names of the convs whose output goes to a residual add (MobileNetV2's
+    projections in a block with a shortcut): int8 quantises their outputs
+    too, so that ONNX Runtime runs them and the adds as quantised kernels."""
+    return {n + ".project.0" for n, m in net.named_modules() if isinstance(m, InvertedResidual) and m.residual}
+
+
 def calibrate_ranges(serving, images):
-    """Min/max of every conv's input over images ([N,1,S,S] in [0,1]), keyed by module name."""
+    """Min/max of every conv's input over images ([N,1,S,S] in [0,1]), keyed by
+    module name, and of each residual projection's output, keyed NAME:out."""
     ranges = {}
+    outs = residual_projections(serving)
 
     def hook(name):
         def f(mod, inp, out):
-            t = inp[0].detach()
-            lo, hi = ranges.get(name, (0.0, 0.0))
-            ranges[name] = (min(lo, float(t.min())), max(hi, float(t.max())))
+            for key, t in ((name, inp[0]), (name + ":out", out)):
+                if key.endswith(":out") and name not in outs:
+                    continue
+                t = t.detach()
+                lo, hi = ranges.get(key, (0.0, 0.0))
+                ranges[key] = (min(lo, float(t.min())), max(hi, float(t.max())))
         return f
 
     hs = [m.register_forward_hook(hook(n)) for n, m in serving.named_modules() if isinstance(m, nn.Conv2d)]
@@ -316,15 +328,26 @@ def calibrate_ranges(serving, images):
     return ranges
 
 
+def act_qparams(lo, hi):
+    """uint8 scale and zero point of a calibrated range (widened to hold 0)."""
+    lo, hi = min(lo, 0.0), max(hi, 0.0)
+    scale = max((hi - lo) / 255.0, 1e-8)
+    return scale, int(round(-lo / scale))
+
+
 def quantize_qdq(fp32_path, ranges, dst):
     """Static int8 QDQ: uint8 per-tensor activations (calibrated), int8 per-channel
     symmetric weights, int32 biases, around every Conv; the ONNX Runtime QDQ
     transformers fuse them into QLinearConv (ReLU folds into the following
-    QuantizeLinear because post-ReLU ranges have zero point 0)."""
+    QuantizeLinear because post-ReLU ranges have zero point 0). Where ranges
+    has a conv's output (NAME:out, residual projections), that output gets a
+    QDQ pair too and every Add reads the dequantised copies of its inputs, so
+    the residual adds run as QLinearAdd; other graphs are unchanged."""
     model = onnx.load(fp32_path)
     g = model.graph
     inits = {i.name: i for i in g.initializer}
     new_nodes, done_act, done_w = [], {}, set()
+    out_q = {}  # conv output tensor -> its dequantised copy
     for node in g.node:
         if node.op_type != "Conv":
             new_nodes.append(node)
@@ -376,6 +399,24 @@ def quantize_qdq(fp32_path, ranges, dst):
         if len(node.input) > 2:
             node.input[2] = node.input[2] + "_dq"
         new_nodes.append(node)
+        if mod + ":out" in ranges:
+            o = node.output[0]
+            s_o, z_o = act_qparams(*ranges[mod + ":out"])
+            g.initializer.extend([numpy_helper.from_array(np.array(s_o, np.float32), o + ".act_scale"),
+                                  numpy_helper.from_array(np.array(z_o, np.uint8), o + ".act_zp")])
+            new_nodes.append(helper.make_node("QuantizeLinear", [o, o + ".act_scale", o + ".act_zp"], [o + "_q"],
+                                              name=o + "_oq"))
+            new_nodes.append(helper.make_node("DequantizeLinear", [o + "_q", o + ".act_scale", o + ".act_zp"],
+                                              [o + "_dq"], name=o + "_odq"))
+            out_q[o] = o + "_dq"
+    if out_q:
+        dq = {a: a + "_dq" for a in done_act}
+        dq.update(out_q)
+        for n in new_nodes:
+            if n.op_type == "Add":
+                for i, t in enumerate(n.input):
+                    if t in dq:
+                        n.input[i] = dq[t]
     used = set()
     for n in new_nodes:
         used.update(n.input)
@@ -415,6 +456,22 @@ def fake_quant_forward(serving_fused, ranges, x):
             t = inp[0]
             return (torch.clamp(torch.round(t / s) + zp, 0, 255) - zp) * s,
         hooks.append(m.register_forward_pre_hook(pre))
+        if name + ":out" in ranges:
+            so, zo = act_qparams(*ranges[name + ":out"])
+
+            def post(mod, inp, out, s=so, zp=float(zo)):
+                return (torch.clamp(torch.round(out / s) + zp, 0, 255) - zp) * s
+            hooks.append(m.register_forward_hook(post))
+    # a residual add reads its block's input as the int8 graph does: the
+    # dequantised copy made for the block's first conv
+    for name, m in q.named_modules():
+        if isinstance(m, InvertedResidual) and m.residual and name + ".project.0:out" in ranges:
+            first = name + (".expand.0" if m.expand is not None else ".depthwise.0")
+            si, zi = act_qparams(*ranges[first])
+
+            def pre_block(mod, inp, s=si, zp=float(zi)):
+                return (torch.clamp(torch.round(inp[0] / s) + zp, 0, 255) - zp) * s,
+            hooks.append(m.register_forward_pre_hook(pre_block))
     with torch.no_grad():
         out = [q(x[i:i + 32]) for i in range(0, len(x), 32)]
     for h in hooks:

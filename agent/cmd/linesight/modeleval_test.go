@@ -596,18 +596,31 @@ func TestPretrainedTrunk(t *testing.T) {
 			pkg.Manifest.Training.Extra["pretrained_lr"] != "0.001" {
 			t.Errorf("%s: architecture %q does not say what was trained", pkgDir, arch)
 		}
-		code, stdout, errs := runMain(ctx, "", "model", "eval", "--quiet", "--json", "--model", pkgDir, "--data", filepath.Join(out, "heldout", "test"))
-		if code != 0 {
-			t.Fatalf("model eval %s: exit %d: %s", pkgDir, code, errs)
+		for _, sub := range []string{"val", "test"} {
+			code, stdout, errs := runMain(ctx, "", "model", "eval", "--quiet", "--json", "--model", pkgDir, "--data", filepath.Join(out, "heldout", sub))
+			if code != 0 {
+				t.Fatalf("model eval %s on %s: exit %d: %s", pkgDir, sub, code, errs)
+			}
+			var r eval.Report
+			if err := json.Unmarshal([]byte(stdout), &r); err != nil {
+				t.Fatal(err)
+			}
+			if r.Images == 0 {
+				t.Fatalf("%s: eval saw no images of %s", pkgDir, sub)
+			}
+			checkReport(t, &r, pkg.Manifest, r.Images)
+			// the calibration was measured in Python (int8: its simulation of
+			// the QDQ graph, residual adds included); the Go engine agrees
+			if c := pkg.Manifest.Thresholds.Calibration; sub == "val" && math.Abs(r.Automation.AutomationRate-c.AutomationRate) > 0.05 {
+				t.Errorf("%s: Go automation on val %.4f, the manifest's calibration says %.4f", pkgDir, r.Automation.AutomationRate, c.AutomationRate)
+			}
 		}
-		var r eval.Report
-		if err := json.Unmarshal([]byte(stdout), &r); err != nil {
-			t.Fatal(err)
-		}
-		if r.Images == 0 {
-			t.Fatalf("%s: eval saw no images", pkgDir)
-		}
-		checkReport(t, &r, pkg.Manifest, r.Images)
+	}
+	// The int8 graph quantises the outputs of the trunk's 8 residual
+	// projections too, so that ONNX Runtime can run the adds as QLinearAdd.
+	count := `import onnx, sys; g = onnx.load(sys.argv[1]).graph; print(sum(n.name.endswith("_oq") for n in g.node))`
+	if b, err := exec.Command(trainPython, "-c", count, filepath.Join(out, "int8", "model.onnx")).CombinedOutput(); err != nil || strings.TrimSpace(string(b)) != "8" {
+		t.Errorf("int8 graph: %s projection outputs quantised, want 8 (%v)", strings.TrimSpace(string(b)), err)
 	}
 
 	// The trunk's options with another architecture, or weights that are
