@@ -131,14 +131,7 @@ func TestModelTrainEvalSmoke(t *testing.T) {
 			t.Errorf("%s: Python's training fingerprint %s, Go's %s (%v)", pkgDir, m.Training.Fingerprint, fp, err)
 		}
 		for _, sub := range []string{"val", "test"} {
-			code, stdout, errs := runMain(ctx, "", "model", "eval", "--quiet", "--json", "--model", pkgDir, "--data", filepath.Join(out, "heldout", sub))
-			if code != 0 {
-				t.Fatalf("model eval %s on %s: exit %d: %s", pkgDir, sub, code, errs)
-			}
-			var r eval.Report
-			if err := json.Unmarshal([]byte(stdout), &r); err != nil {
-				t.Fatalf("eval JSON: %v\n%s", err, stdout)
-			}
+			r := evalJSON(t, pkgDir, filepath.Join(out, "heldout", sub))
 			checkReport(t, &r, m, len(split.Splits[sub]))
 			if sub == "val" {
 				// The manifest's calibration was measured on the same val
@@ -312,6 +305,22 @@ func TestTrainRejectsBadDatasets(t *testing.T) {
 			t.Errorf("%s: training started before the dataset check:\n%s", c.name, out)
 		}
 	}
+}
+
+// evalJSON runs `linesight model eval --json` on a package and a labelled
+// folder (extra flags after them) and returns its report.
+func evalJSON(t *testing.T, pkgDir, data string, extra ...string) eval.Report {
+	t.Helper()
+	args := append([]string{"model", "eval", "--quiet", "--json", "--model", pkgDir, "--data", data}, extra...)
+	code, stdout, errs := runMain(context.Background(), "", args...)
+	if code != 0 {
+		t.Fatalf("model eval %s on %s: exit %d: %s", pkgDir, data, code, errs)
+	}
+	var r eval.Report
+	if err := json.Unmarshal([]byte(stdout), &r); err != nil {
+		t.Fatalf("eval JSON: %v\n%s", err, stdout)
+	}
+	return r
 }
 
 func copyFile(t *testing.T, src, dst string) {
@@ -571,7 +580,6 @@ func TestPretrainedTrunk(t *testing.T) {
 	if out, err := exec.Command(trainPython, check, backboneDir).CombinedOutput(); err != nil {
 		t.Fatalf("check_backbone.py: %v:\n%s", err, out)
 	}
-	ctx := context.Background()
 	root := t.TempDir()
 	data := synthSet(t, root, "9")
 	out := filepath.Join(root, "model")
@@ -597,14 +605,7 @@ func TestPretrainedTrunk(t *testing.T) {
 			t.Errorf("%s: architecture %q does not say what was trained", pkgDir, arch)
 		}
 		for _, sub := range []string{"val", "test"} {
-			code, stdout, errs := runMain(ctx, "", "model", "eval", "--quiet", "--json", "--model", pkgDir, "--data", filepath.Join(out, "heldout", sub))
-			if code != 0 {
-				t.Fatalf("model eval %s on %s: exit %d: %s", pkgDir, sub, code, errs)
-			}
-			var r eval.Report
-			if err := json.Unmarshal([]byte(stdout), &r); err != nil {
-				t.Fatal(err)
-			}
+			r := evalJSON(t, pkgDir, filepath.Join(out, "heldout", sub))
 			if r.Images == 0 {
 				t.Fatalf("%s: eval saw no images of %s", pkgDir, sub)
 			}
