@@ -21,6 +21,8 @@ Serving graph (what model.onnx computes), input "input" [N,1,S,S] = gray/255:
 Outputs "logits" [N,K] and "cam" [N,K,S/16,S/16].
 """
 import copy
+import json
+import os
 
 import numpy as np
 import onnx
@@ -186,8 +188,6 @@ def read_keras_weights(d):
     """A TensorFlow.js weights folder (manifest.json with a "weights" list as
     in a weightsManifest group, and weights.bin) -> {name: float32 array};
     uint8-quantised entries are dequantised (q * scale + min)."""
-    import json
-    import os
     with open(os.path.join(d, "manifest.json")) as f:
         specs = json.load(f)["weights"]
     with open(os.path.join(d, "weights.bin"), "rb") as f:
@@ -356,10 +356,7 @@ def quantize_qdq(fp32_path, ranges, dst):
         mod = wname.rsplit(".", 1)[0]
         if mod not in ranges:
             raise RuntimeError("no calibration range for conv weight %s (have %s)" % (wname, sorted(ranges)))
-        lo, hi = ranges[mod]
-        lo, hi = min(lo, 0.0), max(hi, 0.0)
-        scale = max((hi - lo) / 255.0, 1e-8)
-        zp = int(round(-lo / scale))
+        scale, zp = act_qparams(*ranges[mod])
         a = node.input[0]
         if a not in done_act:
             s_name, z_name = a + ".act_scale", a + ".act_zp"
@@ -430,6 +427,11 @@ def quantize_qdq(fp32_path, ranges, dst):
     return model
 
 
+def fake_quant(t, s, zp):
+    """t through uint8 QuantizeLinear and DequantizeLinear (scale s, zero point zp)."""
+    return (torch.clamp(torch.round(t / s) + zp, 0, 255) - zp) * s
+
+
 def fake_quant_forward(serving_fused, ranges, x):
     """The int8 graph's arithmetic, simulated in torch (fake-quantised weights
     and conv inputs), so thresholds of the int8 package can be calibrated on
@@ -441,10 +443,7 @@ def fake_quant_forward(serving_fused, ranges, x):
             continue
         w = m.weight.data
         ws = (w.abs().reshape(w.shape[0], -1).amax(1) / 127.0).clamp(min=1e-8)
-        lo, hi = ranges[name]
-        lo, hi = min(lo, 0.0), max(hi, 0.0)
-        s = max((hi - lo) / 255.0, 1e-8)
-        zp = float(round(-lo / s))
+        s, zp = act_qparams(*ranges[name])
         if m.bias is not None:
             ws = torch.maximum(ws, m.bias.data.abs() / (s * BIAS_RANGE))
         m.weight.data = (torch.round(w / ws.view(-1, 1, 1, 1)).clamp(-127, 127)) * ws.view(-1, 1, 1, 1)
@@ -453,14 +452,13 @@ def fake_quant_forward(serving_fused, ranges, x):
             m.bias.data = torch.round(m.bias.data / bs) * bs
 
         def pre(mod, inp, s=s, zp=zp):
-            t = inp[0]
-            return (torch.clamp(torch.round(t / s) + zp, 0, 255) - zp) * s,
+            return fake_quant(inp[0], s, zp),
         hooks.append(m.register_forward_pre_hook(pre))
         if name + ":out" in ranges:
             so, zo = act_qparams(*ranges[name + ":out"])
 
-            def post(mod, inp, out, s=so, zp=float(zo)):
-                return (torch.clamp(torch.round(out / s) + zp, 0, 255) - zp) * s
+            def post(mod, inp, out, s=so, zp=zo):
+                return fake_quant(out, s, zp)
             hooks.append(m.register_forward_hook(post))
     # a residual add reads its block's input as the int8 graph does: the
     # dequantised copy made for the block's first conv
@@ -469,8 +467,8 @@ def fake_quant_forward(serving_fused, ranges, x):
             first = name + (".expand.0" if m.expand is not None else ".depthwise.0")
             si, zi = act_qparams(*ranges[first])
 
-            def pre_block(mod, inp, s=si, zp=float(zi)):
-                return (torch.clamp(torch.round(inp[0] / s) + zp, 0, 255) - zp) * s,
+            def pre_block(mod, inp, s=si, zp=zi):
+                return fake_quant(inp[0], s, zp),
             hooks.append(m.register_forward_pre_hook(pre_block))
     with torch.no_grad():
         out = [q(x[i:i + 32]) for i in range(0, len(x), 32)]
