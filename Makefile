@@ -109,14 +109,18 @@ model: build
 	$(BIN)/linesight model eval --quiet --model agent/builtin/model --data $(MODEL_WORK)/synth-fresh
 	$(BIN)/linesight model eval --quiet --model agent/builtin/model/int8 --data $(MODEL_WORK)/synth-fresh
 
-# train-tiles EXTRA-FLAGS: the real-data recipe, then model eval on the
-# held-out folders the training wrote
+# train-tiles EXTRA-FLAGS: the real-data recipe; the thresholds set again
+# from the Go engine's own scores on the validation split (train.py's come
+# from PyTorch, for int8 from a simulation of the quantised graph); then
+# model eval of both packages on the held-out folders the training wrote
 define train-tiles
 	@test -d "$(DATA)" || { echo "DATA=$(DATA) is not a folder (want DATA=../shared/datasets/magnetic-tile)"; exit 2; }
 	@bash scripts/train/backbone.sh $(BACKBONE)
 	nice -n 10 $(PY) scripts/train/train.py --data $(DATA) --out $(OUT) --name magnetic-tiles --holdout exp5_ $(TILES_TRAIN_FLAGS) $(1)
-	$(BIN)/linesight model eval --quiet --model $(OUT) --data $(OUT)/heldout/test
-	$(BIN)/linesight model eval --quiet --model $(OUT) --data $(OUT)/heldout/exp5
+	$(BIN)/linesight model calibrate --quiet --model $(OUT) --data $(OUT)/heldout/val --split val
+	$(BIN)/linesight model calibrate --quiet --model $(OUT)/int8 --data $(OUT)/heldout/val --split val
+	for pkg in $(OUT) $(OUT)/int8; do for d in test exp5; do \
+		$(BIN)/linesight model eval --quiet --model $$pkg --data $(OUT)/heldout/$$d || exit 1; done; done
 endef
 
 model-tiles: build

@@ -1,11 +1,14 @@
 package inference
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -298,4 +301,120 @@ func Load(rt *onnx.Runtime, path string, bare BareOptions) (*Package, error) {
 		return nil, fmt.Errorf("load model %s: a bare .onnx needs ONNX Runtime to read its signature", path)
 	}
 	return LoadBare(rt, path, bare)
+}
+
+// SetManifestFields replaces the top-level fields of dir's manifest.json
+// with the JSON encoding of fields (key: the manifest's field name), keeps
+// every other field as it was and where it was, checks the result with
+// ParseManifest and only then replaces the file (temp file, fsync, rename,
+// fsync of dir), so a failure leaves the old manifest in place.
+func SetManifestFields(dir string, fields map[string]any) error {
+	path := filepath.Join(dir, ManifestFile)
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return fmt.Errorf("rewrite manifest: %w", err)
+	}
+	st, err := os.Stat(path)
+	if err != nil {
+		return fmt.Errorf("rewrite manifest: %w", err)
+	}
+	out, err := replaceFields(data, fields)
+	if err != nil {
+		return fmt.Errorf("rewrite manifest %s: %w", path, err)
+	}
+	if _, err := ParseManifest(out); err != nil {
+		return fmt.Errorf("rewrite manifest %s: the result would not load: %w", path, err)
+	}
+	tmp, err := os.CreateTemp(dir, ".manifest-*.json")
+	if err != nil {
+		return fmt.Errorf("rewrite manifest: %w", err)
+	}
+	_, err = tmp.Write(append(out, '\n'))
+	if err == nil {
+		err = tmp.Chmod(st.Mode().Perm())
+	}
+	if err == nil {
+		err = tmp.Sync()
+	}
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp.Name(), path)
+	}
+	if err != nil {
+		os.Remove(tmp.Name())
+		return fmt.Errorf("rewrite manifest %s: %w", path, err)
+	}
+	if d, err := os.Open(dir); err == nil {
+		err = d.Sync()
+		d.Close()
+		if err != nil {
+			return fmt.Errorf("rewrite manifest %s: sync folder: %w", path, err)
+		}
+	}
+	return nil
+}
+
+// replaceFields re-indents the JSON object doc with the values of fields
+// in place of its own (new keys at the end), keeping its key order (pure).
+func replaceFields(doc []byte, fields map[string]any) ([]byte, error) {
+	dec := json.NewDecoder(bytes.NewReader(doc))
+	if tok, err := dec.Token(); err != nil || tok != json.Delim('{') {
+		return nil, fmt.Errorf("not a JSON object")
+	}
+	var buf bytes.Buffer
+	buf.WriteByte('{')
+	seen := map[string]bool{}
+	put := func(k string, v json.RawMessage) error {
+		if len(seen) > 0 {
+			buf.WriteByte(',')
+		}
+		seen[k] = true
+		kb, _ := json.Marshal(k)
+		buf.Write(kb)
+		buf.WriteByte(':')
+		if f, ok := fields[k]; ok {
+			b, err := json.Marshal(f)
+			if err != nil {
+				return fmt.Errorf("field %s: %w", k, err)
+			}
+			v = b
+		}
+		buf.Write(v)
+		return nil
+	}
+	for dec.More() {
+		tok, err := dec.Token()
+		if err != nil {
+			return nil, err
+		}
+		k, _ := tok.(string)
+		var v json.RawMessage
+		if err := dec.Decode(&v); err != nil {
+			return nil, fmt.Errorf("field %s: %w", k, err)
+		}
+		if seen[k] {
+			return nil, fmt.Errorf("field %s appears twice", k)
+		}
+		if err := put(k, v); err != nil {
+			return nil, err
+		}
+	}
+	if _, err := dec.Token(); err != nil {
+		return nil, err
+	}
+	for _, k := range slices.Sorted(maps.Keys(fields)) {
+		if !seen[k] {
+			if err := put(k, nil); err != nil {
+				return nil, err
+			}
+		}
+	}
+	buf.WriteByte('}')
+	var out bytes.Buffer
+	if err := json.Indent(&out, buf.Bytes(), "", "  "); err != nil {
+		return nil, err
+	}
+	return out.Bytes(), nil
 }

@@ -2,13 +2,8 @@ package loop
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
-	"math"
-	"os"
-	"path/filepath"
 	"slices"
-	"sort"
 
 	"gocv.io/x/gocv"
 
@@ -80,50 +75,6 @@ func Score(ctx context.Context, rt *onnx.Runtime, dir string, set SyntheticSet) 
 		out = append(out, Scored{Class: tile.Class, Good: m.IsGood(tile.Class), Scores: s, PGood: eval.GoodScore(s, good)})
 	}
 	return m, out, nil
-}
-
-// thresholdFloor: the policy needs thresholds above 0.5 for automation.
-const thresholdFloor = 0.5000001
-
-// Calibrate returns the lowest pass threshold (on P(good)) with an escape
-// rate (defective parts at or above it / defective parts) at most
-// targetEscape, and the lowest reject threshold (on 1 - P(good)) with a
-// false-reject rate at most targetFalseReject, both above 0.5 and each
-// moved half-way to the next score that must stay automated, for a margin.
-// It is scripts/train/calib.py's calibrate, so Go and Python agree.
-func Calibrate(parts []Scored, targetEscape, targetFalseReject float64) (pass, reject float64) {
-	var defGood, goodGood, goodDef, defDef []float64
-	for _, p := range parts {
-		if p.Good {
-			goodGood, goodDef = append(goodGood, p.PGood), append(goodDef, 1-p.PGood)
-		} else {
-			defGood, defDef = append(defGood, p.PGood), append(defDef, 1-p.PGood)
-		}
-	}
-	return threshold(defGood, goodGood, targetEscape), threshold(goodDef, defDef, targetFalseReject)
-}
-
-// threshold: the smallest t >= floor with share(neg >= t) <= target, moved
-// half-way to the lowest pos score above it, capped at 1.
-func threshold(neg, pos []float64, target float64) float64 {
-	s := slices.Clone(neg)
-	sort.Sort(sort.Reverse(sort.Float64Slice(s)))
-	allowed := int(math.Floor(target*float64(len(s)) + 1e-9))
-	t := thresholdFloor
-	if allowed < len(s) {
-		t = math.Max(thresholdFloor, math.Nextafter(s[allowed], 2))
-	}
-	t = math.Min(t, 1)
-	above := math.Inf(1)
-	for _, v := range pos {
-		if v >= t && v < above {
-			above = v
-		}
-	}
-	if !math.IsInf(above, 1) && above > t {
-		t = (t + above) / 2
-	}
-	return math.Min(t, 1)
 }
 
 // Figures are one model's results on a set of parts at given thresholds,
@@ -206,7 +157,11 @@ func Measure(ctx context.Context, rt *onnx.Runtime, dir string, opt MeasureOptio
 	if err != nil {
 		return nil, err
 	}
-	pass, reject := Calibrate(val, opt.TargetEscape, opt.TargetFalseReject)
+	good, isGood := make([]float64, len(val)), make([]bool, len(val))
+	for i, p := range val {
+		good[i], isGood[i] = p.PGood, p.Good
+	}
+	pass, reject := eval.Calibrate(good, isGood, opt.TargetEscape, opt.TargetFalseReject)
 	me := &Measurement{Model: m.Name, Version: m.Version,
 		Val:    Evaluate(m, val, pass, reject, nil),
 		Test:   Evaluate(m, test, pass, reject, nil),
@@ -225,48 +180,12 @@ func Measure(ctx context.Context, rt *onnx.Runtime, dir string, opt MeasureOptio
 // before the package is signed; the manifest is checked by the device's
 // parser before it replaces the old one (temp file, fsync, rename).
 func SetThresholds(dir string, me *Measurement, opt MeasureOptions, split string) error {
-	path := filepath.Join(dir, inference.ManifestFile)
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return fmt.Errorf("set thresholds: %w", err)
-	}
-	var doc map[string]json.RawMessage
-	if err := json.Unmarshal(data, &doc); err != nil {
-		return fmt.Errorf("set thresholds: %s: %w", path, err)
-	}
 	v := me.Val
-	th, err := json.Marshal(inference.Thresholds{Pass: v.Pass, Reject: v.Reject, Calibration: &inference.Calibration{
+	th := inference.Thresholds{Pass: v.Pass, Reject: v.Reject, Calibration: &inference.Calibration{
 		Split: split, Images: v.Parts, TargetEscape: opt.TargetEscape, TargetFalseReject: opt.TargetFalseReject,
 		AutomationRate: v.AutomationRate, EscapeRate: v.EscapeRate, FalseRejectRate: v.FalseRejectRate,
-	}})
-	if err != nil {
-		return fmt.Errorf("set thresholds: %w", err)
-	}
-	doc["thresholds"] = th
-	out, err := json.MarshalIndent(doc, "", "  ")
-	if err != nil {
-		return fmt.Errorf("set thresholds: %w", err)
-	}
-	if _, err := inference.ParseManifest(out); err != nil {
-		return fmt.Errorf("set thresholds: %w", err)
-	}
-	tmp := path + ".tmp"
-	f, err := os.Create(tmp)
-	if err != nil {
-		return fmt.Errorf("set thresholds: %w", err)
-	}
-	_, err = f.Write(append(out, '\n'))
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp, path)
-	}
-	if err != nil {
-		os.Remove(tmp)
+	}}
+	if err := inference.SetManifestFields(dir, map[string]any{"thresholds": th}); err != nil {
 		return fmt.Errorf("set thresholds: %w", err)
 	}
 	return nil

@@ -25,6 +25,7 @@ func modelSubcommands() []command {
 		{Name: "inspect", Summary: "print a model's manifest and graph: linesight model inspect DIR|FILE.onnx", Run: modelInspectCmd},
 		{Name: "bench", Summary: "latency and throughput per stage: linesight model bench DIR [DIR...]", Run: modelBenchCmd},
 		{Name: "eval", Summary: "measure a model on a labelled folder: linesight model eval --model DIR --data DIR [--policy FILE] [--json]", Run: modelEvalCmd},
+		{Name: "calibrate", Summary: "set the pass/reject thresholds from the Go engine's scores on a validation folder: linesight model calibrate --model DIR --data DIR", Run: modelCalibrateCmd},
 	}
 }
 

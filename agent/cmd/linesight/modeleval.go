@@ -4,8 +4,10 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
+	"slices"
 	"sort"
 	"strings"
 	"text/tabwriter"
@@ -27,10 +29,7 @@ func modelEvalCmd(ctx context.Context, stdio Stdio, args []string) error {
 	data := fs.String("data", "", "labelled folder: DATA/CLASS/NAME.jpg (*_mask.* ignored)")
 	policyFile := fs.String("policy", "", "a linesight configuration file whose policy section (pass_threshold, reject_threshold, always_review) overrides the manifest's thresholds")
 	asJSON := fs.Bool("json", false, "print the report as JSON")
-	lib := fs.String("onnxruntime-lib", "", "path of "+onnx.LibraryName+" (default: search)")
-	provider := fs.String("provider", onnx.ProviderCPU, "execution provider: "+strings.Join(onnx.Providers, ", "))
-	threads := fs.Int("threads", 0, "ONNX Runtime intra-op threads (0: its default)")
-	quiet := fs.Bool("quiet", false, "no progress on stderr")
+	run := scoreFlags(fs)
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -40,55 +39,20 @@ func modelEvalCmd(ctx context.Context, stdio Stdio, args []string) error {
 	if *modelDir == "" || *data == "" {
 		return cli.Usagef("--model DIR and --data DIR are required")
 	}
-	pkg, err := inference.LoadPackage(*modelDir)
+	ev, err := run.open(stdio, *modelDir, *data)
 	if err != nil {
 		return err
 	}
-	m := pkg.Manifest
-	ds, err := eval.ScanFolder(*data)
-	if err != nil {
-		return &cli.UsageError{Err: err}
-	}
-	if err := ds.CheckClasses(m.Labels); err != nil {
-		return &cli.UsageError{Err: err}
-	}
+	defer ev.Close()
+	m := ev.pkg.Manifest
 	pc, th, err := evalPolicy(m, *policyFile)
 	if err != nil {
 		return &cli.UsageError{Err: err}
 	}
-	rt, err := onnx.OpenRuntime(onnx.ProcessSearch(*lib))
+	rep, err := ev.evaluate(ctx, th, pc)
 	if err != nil {
 		return err
 	}
-	defer rt.Close()
-	sc, err := eval.NewEngineScorer(rt, pkg, inference.Config{Options: onnx.Options{Provider: *provider, IntraOpThreads: *threads, InterOpThreads: 1}})
-	if err != nil {
-		return err
-	}
-	defer sc.Close()
-	var progress func(done, total int)
-	if !*quiet {
-		tty := cli.IsTerminal(stdio.Err)
-		progress = func(done, total int) {
-			switch {
-			case tty:
-				fmt.Fprintf(stdio.Err, "\reval %d/%d", done, total)
-				if done == total {
-					fmt.Fprintln(stdio.Err)
-				}
-			case done%100 == 0 || done == total:
-				fmt.Fprintf(stdio.Err, "eval %d/%d\n", done, total)
-			}
-		}
-	}
-	rep, err := eval.Evaluate(ctx, sc, m, ds, th, policyDecider(m, pc), progress)
-	if err != nil {
-		if errors.Is(err, eval.ErrImage) || errors.Is(err, eval.ErrDataset) {
-			return &cli.UsageError{Err: err}
-		}
-		return err
-	}
-	rep.Provider = sc.Provider()
 	if *asJSON {
 		enc := json.NewEncoder(stdio.Out)
 		enc.SetIndent("", "  ")
@@ -193,4 +157,112 @@ func printEvalReport(w io.Writer, r *eval.Report) {
 	for _, e := range r.FalseRejects {
 		fmt.Fprintf(w, "  false reject: %s (predicted %s, P(good) %.4f)\n", e.File, e.Predicted, e.GoodScore)
 	}
+}
+
+// scoreRun is how model eval and model calibrate run the Go engine: the
+// flags they share, then an opened scorer on a labelled folder.
+type scoreRun struct {
+	lib, provider *string
+	threads       *int
+	quiet         *bool
+}
+
+func scoreFlags(fs *flag.FlagSet) *scoreRun {
+	return &scoreRun{
+		lib:      fs.String("onnxruntime-lib", "", "path of "+onnx.LibraryName+" (default: search)"),
+		provider: fs.String("provider", onnx.ProviderCPU, "execution provider: "+strings.Join(onnx.Providers, ", ")),
+		threads:  fs.Int("threads", 0, "ONNX Runtime intra-op threads (0: its default)"),
+		quiet:    fs.Bool("quiet", false, "no progress on stderr"),
+	}
+}
+
+// evalRun is a model package, a labelled folder of its classes and the
+// Go engine's scorer, scores kept per image so that a second evaluation
+// at other thresholds runs no inference.
+type evalRun struct {
+	pkg      *inference.Package
+	ds       *eval.Dataset
+	rt       *onnx.Runtime
+	sc       *eval.EngineScorer
+	scores   map[string][]float32
+	progress func(done, total int)
+}
+
+func (r *scoreRun) open(stdio Stdio, modelDir, data string) (*evalRun, error) {
+	pkg, err := inference.LoadPackage(modelDir)
+	if err != nil {
+		return nil, err
+	}
+	ds, err := eval.ScanFolder(data)
+	if err != nil {
+		return nil, &cli.UsageError{Err: err}
+	}
+	if err := ds.CheckClasses(pkg.Manifest.Labels); err != nil {
+		return nil, &cli.UsageError{Err: err}
+	}
+	rt, err := onnx.OpenRuntime(onnx.ProcessSearch(*r.lib))
+	if err != nil {
+		return nil, err
+	}
+	sc, err := eval.NewEngineScorer(rt, pkg, inference.Config{Options: onnx.Options{Provider: *r.provider, IntraOpThreads: *r.threads, InterOpThreads: 1}})
+	if err != nil {
+		rt.Close()
+		return nil, err
+	}
+	ev := &evalRun{pkg: pkg, ds: ds, rt: rt, sc: sc, scores: map[string][]float32{}}
+	if !*r.quiet {
+		tty := cli.IsTerminal(stdio.Err)
+		ev.progress = func(done, total int) {
+			switch {
+			case tty:
+				fmt.Fprintf(stdio.Err, "\reval %d/%d", done, total)
+				if done == total {
+					fmt.Fprintln(stdio.Err)
+				}
+			case done%100 == 0 || done == total:
+				fmt.Fprintf(stdio.Err, "eval %d/%d\n", done, total)
+			}
+		}
+	}
+	return ev, nil
+}
+
+// Score is eval.Scorer: the engine's scores, computed once per image.
+func (ev *evalRun) Score(ctx context.Context, path string) ([]float32, error) {
+	if s, ok := ev.scores[path]; ok {
+		return s, nil
+	}
+	s, err := ev.sc.Score(ctx, path)
+	if err != nil {
+		return nil, err
+	}
+	ev.scores[path] = slices.Clone(s)
+	return s, nil
+}
+
+// evaluate decides every image with the policy pc (thresholds th) and
+// reports; a bad image or dataset is a usage error.
+func (ev *evalRun) evaluate(ctx context.Context, th eval.Thresholds, pc policy.Config) (*eval.Report, error) {
+	m := ev.pkg.Manifest
+	progress := ev.progress
+	if len(ev.scores) == len(ev.ds.Samples) {
+		progress = nil // scored already
+	}
+	rep, err := eval.Evaluate(ctx, ev, m, ev.ds, th, policyDecider(m, pc), progress)
+	if err != nil {
+		if errors.Is(err, eval.ErrImage) || errors.Is(err, eval.ErrDataset) {
+			return nil, &cli.UsageError{Err: err}
+		}
+		return nil, err
+	}
+	rep.Provider = ev.sc.Provider()
+	return rep, nil
+}
+
+func (ev *evalRun) Close() error {
+	err := ev.sc.Close()
+	if cerr := ev.rt.Close(); err == nil {
+		err = cerr
+	}
+	return err
 }
