@@ -16,6 +16,7 @@ import (
 	"strings"
 
 	"github.com/linesight/linesight/inference/onnx"
+	"github.com/linesight/linesight/internal/atomicfile"
 )
 
 // Package is a loaded model: its manifest and the bytes of its graph,
@@ -325,33 +326,8 @@ func SetManifestFields(dir string, fields map[string]any) error {
 	if _, err := ParseManifest(out); err != nil {
 		return fmt.Errorf("rewrite manifest %s: the result would not load: %w", path, err)
 	}
-	tmp, err := os.CreateTemp(dir, ".manifest-*.json")
-	if err != nil {
+	if err := atomicfile.WriteFile(path, append(out, '\n'), st.Mode().Perm()); err != nil {
 		return fmt.Errorf("rewrite manifest: %w", err)
-	}
-	_, err = tmp.Write(append(out, '\n'))
-	if err == nil {
-		err = tmp.Chmod(st.Mode().Perm())
-	}
-	if err == nil {
-		err = tmp.Sync()
-	}
-	if cerr := tmp.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp.Name(), path)
-	}
-	if err != nil {
-		os.Remove(tmp.Name())
-		return fmt.Errorf("rewrite manifest %s: %w", path, err)
-	}
-	if d, err := os.Open(dir); err == nil {
-		err = d.Sync()
-		d.Close()
-		if err != nil {
-			return fmt.Errorf("rewrite manifest %s: sync folder: %w", path, err)
-		}
 	}
 	return nil
 }

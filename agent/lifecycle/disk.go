@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/linesight/linesight/inference"
+	"github.com/linesight/linesight/internal/atomicfile"
 	"github.com/linesight/linesight/sync/rollout"
 	"github.com/linesight/linesight/sync/wire"
 )
@@ -23,7 +24,7 @@ const (
 	releaseFile  = "release.json" // the signed offer that installed the version
 	tmpPrefix    = ".tmp-"
 	builtinID    = "builtin"
-	pointerTemp  = pointerFile + ".tmp"
+	pointerTemp  = pointerFile + ".tmp" // atomicfile.TempName(pointerFile)
 	maxReleaseKB = 512
 )
 
@@ -32,39 +33,9 @@ type pointer struct {
 	Previous string `json:"previous,omitempty"`
 }
 
-// writeFileAtomic writes b to path via a temp file: write, fsync, rename,
-// fsync the directory.
-func writeFileAtomic(path string, b []byte) error {
-	tmp := path + ".tmp"
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
-	if err != nil {
-		return err
-	}
-	if _, err := f.Write(b); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		return err
-	}
-	return syncDir(filepath.Dir(path))
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
-}
+// writeFileAtomic writes b to path durably and atomically (see
+// internal/atomicfile).
+func writeFileAtomic(path string, b []byte) error { return atomicfile.WriteFile(path, b, 0o644) }
 
 func (l *Lifecycle) readPointer() (pointer, error) {
 	var p pointer
@@ -226,7 +197,7 @@ func (l *Lifecycle) install(rel *rollout.Release, off wire.ModelOffer, asm *roll
 	if err := os.Rename(tmp, dst); err != nil {
 		return fmt.Errorf("install %s: %w", rel.ID(), err)
 	}
-	if err := syncDir(vdir); err != nil {
+	if err := atomicfile.SyncDir(vdir); err != nil {
 		return fmt.Errorf("install %s: %w", rel.ID(), err)
 	}
 	return nil

@@ -53,16 +53,7 @@ func modelCalibrateCmd(ctx context.Context, stdio Stdio, args []string) error {
 	dryRun := fs.Bool("dry-run", false, "print the calibration, leave the manifest as it is")
 	asJSON := fs.Bool("json", false, "print the report as JSON")
 	run := scoreFlags(fs)
-	if err := parseFlags(fs, args); err != nil {
-		return err
-	}
-	if fs.NArg() > 0 {
-		return cli.Usagef("unexpected argument %q; calibrate takes only flags (see linesight model calibrate -h)", fs.Arg(0))
-	}
-	if *modelDir == "" || *data == "" {
-		return cli.Usagef("--model DIR and --data DIR are required")
-	}
-	ev, err := run.open(stdio, *modelDir, *data)
+	ev, err := run.parseAndOpen(fs, args, stdio, modelDir, data)
 	if err != nil {
 		return err
 	}

@@ -30,16 +30,7 @@ func modelEvalCmd(ctx context.Context, stdio Stdio, args []string) error {
 	policyFile := fs.String("policy", "", "a linesight configuration file whose policy section (pass_threshold, reject_threshold, always_review) overrides the manifest's thresholds")
 	asJSON := fs.Bool("json", false, "print the report as JSON")
 	run := scoreFlags(fs)
-	if err := parseFlags(fs, args); err != nil {
-		return err
-	}
-	if fs.NArg() > 0 {
-		return cli.Usagef("unexpected argument %q; eval takes only flags (see linesight model eval -h)", fs.Arg(0))
-	}
-	if *modelDir == "" || *data == "" {
-		return cli.Usagef("--model DIR and --data DIR are required")
-	}
-	ev, err := run.open(stdio, *modelDir, *data)
+	ev, err := run.parseAndOpen(fs, args, stdio, modelDir, data)
 	if err != nil {
 		return err
 	}
@@ -186,6 +177,21 @@ type evalRun struct {
 	sc       *eval.EngineScorer
 	scores   map[string][]float32
 	progress func(done, total int)
+}
+
+// parseAndOpen parses args into fs (flags only; --model and --data
+// required: modelDir and data point at their values) and opens the run.
+func (r *scoreRun) parseAndOpen(fs *flag.FlagSet, args []string, stdio Stdio, modelDir, data *string) (*evalRun, error) {
+	if err := parseFlags(fs, args); err != nil {
+		return nil, err
+	}
+	if fs.NArg() > 0 {
+		return nil, cli.Usagef("unexpected argument %q; %s takes only flags (see %s -h)", fs.Arg(0), fs.Name(), fs.Name())
+	}
+	if *modelDir == "" || *data == "" {
+		return nil, cli.Usagef("--model DIR and --data DIR are required")
+	}
+	return r.open(stdio, *modelDir, *data)
 }
 
 func (r *scoreRun) open(stdio Stdio, modelDir, data string) (*evalRun, error) {
