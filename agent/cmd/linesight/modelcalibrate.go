@@ -49,7 +49,7 @@ func modelCalibrateCmd(ctx context.Context, stdio Stdio, args []string) error {
 	data := fs.String("data", "", "labelled validation folder DATA/CLASS/NAME.jpg with good and defective parts, none of them training images (train.py writes MODEL/heldout/val)")
 	targetEscape := fs.Float64("target-escape", -1, "escape rate allowed on DATA (default: the manifest's calibration target, else 0.01)")
 	targetFR := fs.Float64("target-false-reject", -1, "false-reject rate allowed on DATA (default: the manifest's calibration target, else 0.02)")
-	split := fs.String("split", "", "what DATA is, recorded in the manifest (default: its folder name)")
+	split := fs.String("split", "", "what DATA is, recorded in the manifest (default: the folder's path)")
 	dryRun := fs.Bool("dry-run", false, "print the calibration, leave the manifest as it is")
 	asJSON := fs.Bool("json", false, "print the report as JSON")
 	run := scoreFlags(fs)
