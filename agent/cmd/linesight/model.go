@@ -35,7 +35,7 @@ func modelCmd(ctx context.Context, stdio Stdio, args []string) error {
 	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
 		fmt.Fprintln(stdio.Out, "Usage: linesight model SUBCOMMAND [flags]\n\nSubcommands:")
 		for _, c := range sub {
-			fmt.Fprintf(stdio.Out, "  %-8s %s\n", c.Name, c.Summary)
+			fmt.Fprintf(stdio.Out, "  %-10s %s\n", c.Name, c.Summary)
 		}
 		if len(args) == 0 {
 			return &cli.UsageError{Err: fmt.Errorf("a subcommand is required")}
