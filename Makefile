@@ -117,10 +117,9 @@ define train-tiles
 	@test -d "$(DATA)" || { echo "DATA=$(DATA) is not a folder (want DATA=../shared/datasets/magnetic-tile)"; exit 2; }
 	@bash scripts/train/backbone.sh $(BACKBONE)
 	nice -n 10 $(PY) scripts/train/train.py --data $(DATA) --out $(OUT) --name magnetic-tiles --holdout exp5_ $(TILES_TRAIN_FLAGS) $(1)
-	$(BIN)/linesight model calibrate --quiet --model $(OUT) --data $(OUT)/heldout/val --split val
-	$(BIN)/linesight model calibrate --quiet --model $(OUT)/int8 --data $(OUT)/heldout/val --split val
-	for pkg in $(OUT) $(OUT)/int8; do for d in test exp5; do \
-		$(BIN)/linesight model eval --quiet --model $$pkg --data $(OUT)/heldout/$$d || exit 1; done; done
+	for pkg in $(OUT) $(OUT)/int8; do test -d $$pkg || continue; \
+		$(BIN)/linesight model calibrate --quiet --model $$pkg --data $(OUT)/heldout/val --split val || exit 1; \
+		for d in test exp5; do $(BIN)/linesight model eval --quiet --model $$pkg --data $(OUT)/heldout/$$d || exit 1; done; done
 endef
 
 model-tiles: build
