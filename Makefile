@@ -66,8 +66,11 @@ clean:
 #                   a fresh synthetic set of another seed
 # make model-tiles DATA=../shared/datasets/magnetic-tile OUT=DIR
 #                   train on the real magnetic-tile images (exposure group
-#                   exp5 held out entirely), then evaluate with linesight
-#                   model eval on the stratified held-out split and on exp5
+#                   exp5 held out entirely), set the thresholds again with
+#                   linesight model calibrate on the validation split (the Go
+#                   engine's scores), then evaluate fp32 and int8 with
+#                   linesight model eval on the stratified held-out split
+#                   and on exp5
 # make model-tiles-parts DATA=... OUT=DIR
 #                   the same recipe on a split that keeps each tile's photos
 #                   (one per exposure) together: every held-out part is one
