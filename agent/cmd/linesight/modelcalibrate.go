@@ -26,6 +26,13 @@ type calibrateReport struct {
 	// the calibrated ones.
 	Before calibratePoint `json:"before"`
 	After  calibratePoint `json:"after"`
+	// PassSetBy is the defective part with the highest P(good) that the
+	// calibrated pass threshold keeps from passing: it alone decides the
+	// threshold (nil when no defective part is kept from passing).
+	// RejectSetBy is the good part with the lowest P(good) that the reject
+	// threshold keeps from being rejected.
+	PassSetBy   *eval.Miss `json:"pass_set_by,omitempty"`
+	RejectSetBy *eval.Miss `json:"reject_set_by,omitempty"`
 	// Written: the manifest now holds After (false with --dry-run).
 	Written bool `json:"written"`
 }
@@ -106,6 +113,7 @@ func modelCalibrateCmd(ctx context.Context, stdio Stdio, args []string) error {
 	if rep.Split == "" {
 		rep.Split = ev.ds.Root
 	}
+	rep.PassSetBy, rep.RejectSetBy = settingParts(after.Parts, m, th.Pass, th.Reject)
 	if !*dryRun {
 		if err := writeCalibration(*modelDir, m, &rep, after); err != nil {
 			return err
@@ -119,6 +127,21 @@ func modelCalibrateCmd(ctx context.Context, stdio Stdio, args []string) error {
 	}
 	printCalibrateReport(stdio.Out, &rep, *modelDir)
 	return nil
+}
+
+// settingParts are the parts next to the thresholds on the far side: the
+// defective part with the highest P(good) below pass, the good part with
+// the lowest P(good) whose P(defect) is below reject (pure).
+func settingParts(parts []eval.Part, m *inference.Manifest, pass, reject float64) (passBy, rejectBy *eval.Miss) {
+	for _, p := range parts {
+		miss := &eval.Miss{File: p.File, Predicted: p.Predicted, GoodScore: p.GoodScore}
+		if good := m.IsGood(p.Label); !good && p.GoodScore < pass && (passBy == nil || p.GoodScore > passBy.GoodScore) {
+			passBy = miss
+		} else if good && 1-p.GoodScore < reject && (rejectBy == nil || p.GoodScore < rejectBy.GoodScore) {
+			rejectBy = miss
+		}
+	}
+	return passBy, rejectBy
 }
 
 // calibrationTargets are the flags' targets where set (>= 0), else the
@@ -170,6 +193,12 @@ func printCalibrateReport(w io.Writer, r *calibrateReport, dir string) {
 		a := p.c.Automation
 		fmt.Fprintf(w, "  %-10s  pass >= %.6f  reject >= %.6f  automation %.4f  escapes %d/%d  false rejects %d/%d\n",
 			p.name, p.c.Pass, p.c.Reject, a.AutomationRate, a.Escapes, a.Defective, a.FalseRejects, a.Good)
+	}
+	if p := r.PassSetBy; p != nil {
+		fmt.Fprintf(w, "  the pass threshold sits above defective %s (P(good) %.4f, predicted %s): it alone sets the threshold\n", p.File, p.GoodScore, p.Predicted)
+	}
+	if p := r.RejectSetBy; p != nil {
+		fmt.Fprintf(w, "  the reject threshold sits above good %s (P(defect) %.4f, predicted %s)\n", p.File, 1-p.GoodScore, p.Predicted)
 	}
 	if n := r.After.Automation.Defective; float64(n)*r.TargetEscape < 1 {
 		fmt.Fprintf(w, "  note: %d defective images at a %.4g escape target allow none to pass here; more defective images give a steadier threshold\n", n, r.TargetEscape)

@@ -79,6 +79,21 @@ func TestModelCalibrate(t *testing.T) {
 		!(r.After.Pass > 0.5 && r.After.Reject > 0.5) {
 		t.Errorf("after calibration: %+v at pass %v reject %v", a, r.After.Pass, r.After.Reject)
 	}
+	// The part that sets each threshold: the nearest one kept on the safe side.
+	e0 := evalJSON(t, pkg, val)
+	var hiDef, loGood float64 = -1, 2
+	for _, p := range e0.Parts {
+		if p.Label != "free" && p.GoodScore < r.After.Pass {
+			hiDef = max(hiDef, p.GoodScore)
+		}
+		if p.Label == "free" && 1-p.GoodScore < r.After.Reject {
+			loGood = min(loGood, p.GoodScore)
+		}
+	}
+	if r.PassSetBy == nil || r.PassSetBy.GoodScore != hiDef || strings.HasPrefix(r.PassSetBy.File, "free/") ||
+		r.RejectSetBy == nil || r.RejectSetBy.GoodScore != loGood || !strings.HasPrefix(r.RejectSetBy.File, "free/") {
+		t.Errorf("set by %+v / %+v; want the defect at %v and the good part at %v", r.PassSetBy, r.RejectSetBy, hiDef, loGood)
+	}
 	loaded, err := inference.LoadPackage(pkg)
 	if err != nil {
 		t.Fatalf("calibrated package does not load: %v", err)
