@@ -89,6 +89,8 @@ func modelCalibrateCmd(ctx context.Context, stdio Stdio, args []string) error {
 	if good == 0 || defective == 0 {
 		return cli.Usagef("%s has %d good and %d defective images: calibration needs both (good labels: %v)", *data, good, defective, m.GoodLabels)
 	}
+	// Not evalPolicy: it refuses thresholds at or under 0.5, and a package
+	// with such thresholds is one to calibrate.
 	pc := policy.Config{Level: policy.Partial, FailSafe: policy.Defer, PassThreshold: m.Thresholds.Pass, RejectThreshold: m.Thresholds.Reject, ClassReject: m.Thresholds.PerClass}
 	th := eval.ManifestThresholds(m)
 	before, err := ev.evaluate(ctx, th, pc)
@@ -174,7 +176,7 @@ func writeCalibration(dir string, m *inference.Manifest, rep *calibrateReport, a
 		PerClass: map[string]inference.ClassMetrics{}, Confusion: after.Confusion, AutomationRate: a.AutomationRate,
 		EscapeRate: a.EscapeRate, FalseRejectRate: a.FalseRejectRate, AUROC: after.AUROC}
 	for l, c := range after.PerClass {
-		met.PerClass[l] = inference.ClassMetrics{Precision: c.Precision, Recall: c.Recall, F1: c.F1, Support: c.Support}
+		met.PerClass[l] = inference.ClassMetrics(c)
 	}
 	if err := inference.SetManifestFields(dir, map[string]any{"thresholds": th, "metrics": met}); err != nil {
 		return fmt.Errorf("calibrate: %w", err)

@@ -121,6 +121,15 @@ func TestModelCalibrate(t *testing.T) {
 		t.Errorf("second calibration %+v, first %+v", again, r)
 	}
 
+	// A package whose thresholds the policy refuses (at or under 0.5)
+	// is one to calibrate, not an error.
+	if err := inference.SetManifestFields(pkg, map[string]any{"thresholds": inference.Thresholds{Pass: 0.3, Reject: 0.4}}); err != nil {
+		t.Fatal(err)
+	}
+	if low := calibrateJSON(t, "--model", pkg, "--data", val, "--target-escape", "0.05", "--target-false-reject", "0.05"); low.Before.Pass != 0.3 || low.After != r.After {
+		t.Errorf("calibrating from pass 0.3 / reject 0.4: %+v, want after %+v", low, r.After)
+	}
+
 	// Bad input: a clear usage error, the manifest as it was.
 	orig, _ = os.ReadFile(filepath.Join(pkg, inference.ManifestFile))
 	onlyGood := filepath.Join(t.TempDir(), "good")
