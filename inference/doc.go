@@ -17,7 +17,8 @@
 //	model        file (default model.onnx), sha256 (checked at load: ErrChecksum), precision, opset
 //	input        name, shape [N,C,H,W] or [N,H,W,C] (N may be -1), layout (nchw | nhwc),
 //	             channels (gray | rgb | bgr), resize (stretch | letterbox | center-crop),
-//	             interpolation (linear | area | nearest), pad_value, scale, mean, std
+//	             interpolation (linear | area | nearest), orient (none | landscape: a ROI taller
+//	             than wide is turned a quarter clockwise after the resize), pad_value, scale, mean, std
 //	outputs      [{name, role}]: logits | probabilities | heatmap (classify);
 //	             score | label | anomaly_map | mask (anomaly, Anomalib's names);
 //	             boxes with box_format cxcywh | xyxy (detect, Ultralytics' [N,4+K,B])

@@ -40,6 +40,14 @@ const (
 	ResizeLetterbox  = "letterbox"   // fit inside W x H, pad the rest with pad_value (Ultralytics)
 	ResizeCenterCrop = "center-crop" // cover W x H, then crop the centre
 
+	// OrientNone feeds the ROI as it is; OrientLandscape turns a ROI that
+	// is taller than wide a quarter turn clockwise (after the resize, to
+	// the input's H x W), so that a part's long side always lies along the
+	// input's width: for parts that reach the camera lengthwise or
+	// crosswise, and elongated parts a square input would squash.
+	OrientNone      = "none"
+	OrientLandscape = "landscape"
+
 	InterpLinear  = "linear"  // cv2.INTER_LINEAR
 	InterpArea    = "area"    // cv2.INTER_AREA
 	InterpNearest = "nearest" // cv2.INTER_NEAREST
@@ -93,7 +101,7 @@ type ModelInfo struct {
 
 // Input is the graph's one input and the preprocessing that feeds it:
 // ROI, then conversion to gray (when Channels is gray), then resize per
-// Resize/Interpolation, then channel order, then x*Scale, then (x-Mean)/Std
+// Resize/Interpolation (and the quarter turn of Orient), then channel order, then x*Scale, then (x-Mean)/Std
 // per channel, written in Layout.
 type Input struct {
 	Name          string    `json:"name"`
@@ -102,6 +110,7 @@ type Input struct {
 	Channels      string    `json:"channels"`
 	Resize        string    `json:"resize"`                  // stretch (default), letterbox, center-crop
 	Interpolation string    `json:"interpolation,omitempty"` // linear (default), area, nearest
+	Orient        string    `json:"orient,omitempty"`        // none (default), landscape
 	PadValue      float64   `json:"pad_value,omitempty"`     // letterbox padding in pixel units (0..255), e.g. 114
 	Scale         float64   `json:"scale"`                   // e.g. 1/255
 	Mean          []float64 `json:"mean,omitempty"`          // per channel in model channel order, after Scale; empty = 0
@@ -272,6 +281,9 @@ func (m *Manifest) ApplyDefaults() {
 	if m.Input.Interpolation == "" {
 		m.Input.Interpolation = InterpLinear
 	}
+	if m.Input.Orient == "" {
+		m.Input.Orient = OrientNone
+	}
 	for i := range m.Outputs {
 		if m.Outputs[i].Role == RoleBoxes && m.Outputs[i].BoxFormat == "" {
 			m.Outputs[i].BoxFormat = BoxCXCYWH
@@ -400,6 +412,7 @@ func (m *Manifest) validateInput(v *validate.V) {
 	v.OneOf("channels", in.Channels, ChannelsGray, ChannelsRGB, ChannelsBGR)
 	v.OneOf("resize", in.Resize, ResizeStretch, ResizeLetterbox, ResizeCenterCrop)
 	v.OneOf("interpolation", in.Interpolation, InterpLinear, InterpArea, InterpNearest)
+	v.OneOf("orient", in.Orient, OrientNone, OrientLandscape)
 	if !(in.Scale > 0) || math.IsInf(in.Scale, 0) {
 		v.Add("scale", in.Scale, "must be > 0, e.g. 0.00392156862745098 (1/255)")
 	}
@@ -423,6 +436,9 @@ func (m *Manifest) validateInput(v *validate.V) {
 	}
 	if c > 0 && c != want {
 		v.Add("shape", in.Shape, fmt.Sprintf("has %d channels but channels is %q (%d)", c, in.Channels, want))
+	}
+	if in.Orient == OrientLandscape && h > w {
+		v.Add("orient", in.Orient, fmt.Sprintf("turns parts so their long side runs along the width, but the input is %dx%d (taller than wide): give a landscape shape (W >= H) or drop orient", w, h))
 	}
 	for _, f := range []struct {
 		name string

@@ -18,6 +18,7 @@ type Preprocess struct {
 	Layout        string // nchw, nhwc
 	Resize        string // stretch, letterbox, center-crop
 	Interpolation string // linear, area, nearest
+	Orient        string // none, landscape
 	PadValue      float64
 	// A and B map a pixel value v (0..255) of model channel c to
 	// v*A[c] + B[c]; A = scale/std, B = -mean/std.
@@ -28,7 +29,7 @@ type Preprocess struct {
 func NewPreprocess(in Input) Preprocess {
 	_, h, w, c := in.dims()
 	p := Preprocess{Width: w, Height: h, Channels: in.Channels, Layout: in.Layout, Resize: in.Resize,
-		Interpolation: in.Interpolation, PadValue: in.PadValue}
+		Interpolation: in.Interpolation, Orient: in.Orient, PadValue: in.PadValue}
 	for i := range 3 {
 		mean, std := 0.0, 1.0
 		if len(in.Mean) == 1 {
@@ -68,12 +69,20 @@ type Geometry struct {
 	// letterbox padding; negative: cropped away).
 	ResizedW, ResizedH int
 	OffX, OffY         int
+	// Rotated: the ROI was turned a quarter clockwise (Orient landscape on
+	// a ROI taller than wide); ResizedW x ResizedH is its size after the
+	// resize and the turn, as it lies in the model input.
+	Rotated bool
 }
 
 // Geometry computes the resize and placement of a roi for this spec.
 func (p *Preprocess) Geometry(roi image.Rectangle) Geometry {
-	g := Geometry{ROI: roi, ResizedW: p.Width, ResizedH: p.Height}
+	g := Geometry{ROI: roi, ResizedW: p.Width, ResizedH: p.Height,
+		Rotated: p.Orient == OrientLandscape && roi.Dy() > roi.Dx()}
 	w, h := float64(roi.Dx()), float64(roi.Dy())
+	if g.Rotated {
+		w, h = h, w
+	}
 	W, H := float64(p.Width), float64(p.Height)
 	switch p.Resize {
 	case ResizeLetterbox:
@@ -93,9 +102,22 @@ func (p *Preprocess) Geometry(roi image.Rectangle) Geometry {
 
 // ToSource maps a point in model-input pixels to source-image pixels.
 func (g Geometry) ToSource(x, y float64) (float64, float64) {
-	sx := float64(g.ROI.Dx()) / float64(g.ResizedW)
-	sy := float64(g.ROI.Dy()) / float64(g.ResizedH)
-	return float64(g.ROI.Min.X) + (x-float64(g.OffX))*sx, float64(g.ROI.Min.Y) + (y-float64(g.OffY))*sy
+	// u, v: the point across the resized ROI as it lies in the input, 0..1.
+	u := (x - float64(g.OffX)) / float64(g.ResizedW)
+	v := (y - float64(g.OffY)) / float64(g.ResizedH)
+	if g.Rotated {
+		// A quarter turn clockwise took the source's (u, v) to (1-v, u).
+		u, v = v, 1-u
+	}
+	return float64(g.ROI.Min.X) + u*float64(g.ROI.Dx()), float64(g.ROI.Min.Y) + v*float64(g.ROI.Dy())
+}
+
+// resizeTo is the size the ROI is resized to before the turn, if any.
+func (g Geometry) resizeTo() (w, h int) {
+	if g.Rotated {
+		return g.ResizedH, g.ResizedW
+	}
+	return g.ResizedW, g.ResizedH
 }
 
 // writeTensor fills dst (Size() values) from pix, the resized image of
@@ -201,13 +223,13 @@ func interpFlag(s string) gocv.InterpolationFlags {
 // frame and reused, so steady-state frames allocate nothing. It is not safe
 // for concurrent use (the engine gives each worker one). Close it.
 type Preprocessor struct {
-	spec                    Preprocess
-	gray, resized, c, sgray gocv.Mat
+	spec                         Preprocess
+	gray, resized, rot, c, sgray gocv.Mat
 }
 
 // NewPreprocessor returns a Preprocessor for spec.
 func NewPreprocessor(spec Preprocess) *Preprocessor {
-	return &Preprocessor{spec: spec, gray: gocv.NewMat(), resized: gocv.NewMat(), c: gocv.NewMat(), sgray: gocv.NewMat()}
+	return &Preprocessor{spec: spec, gray: gocv.NewMat(), resized: gocv.NewMat(), rot: gocv.NewMat(), c: gocv.NewMat(), sgray: gocv.NewMat()}
 }
 
 // Spec is the preprocessing this Preprocessor applies.
@@ -266,9 +288,13 @@ func (pp *Preprocessor) run(src gocv.Mat, roi image.Rectangle, dst []float32, me
 		cur, ch = pp.gray, 1
 	}
 	g := pp.spec.Geometry(roi)
-	if g.ResizedW != roi.Dx() || g.ResizedH != roi.Dy() {
-		gocv.Resize(cur, &pp.resized, image.Pt(g.ResizedW, g.ResizedH), 0, 0, interpFlag(pp.spec.Interpolation))
+	if rw, rh := g.resizeTo(); rw != roi.Dx() || rh != roi.Dy() {
+		gocv.Resize(cur, &pp.resized, image.Pt(rw, rh), 0, 0, interpFlag(pp.spec.Interpolation))
 		cur = pp.resized
+	}
+	if g.Rotated {
+		gocv.Rotate(cur, &pp.rot, gocv.Rotate90Clockwise)
+		cur = pp.rot
 	}
 	if !cur.IsContinuous() {
 		cur.CopyTo(&pp.c)
@@ -299,6 +325,7 @@ func (pp *Preprocessor) run(src gocv.Mat, roi image.Rectangle, dst []float32, me
 func (pp *Preprocessor) Close() error {
 	pp.gray.Close()
 	pp.resized.Close()
+	pp.rot.Close()
 	pp.c.Close()
 	pp.sgray.Close()
 	return nil

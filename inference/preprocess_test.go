@@ -69,6 +69,81 @@ func TestGeometry(t *testing.T) {
 	}
 }
 
+// TestGeometryRotated: Orient landscape turns a portrait ROI a quarter
+// clockwise; the corners of the input map back to the source's.
+func TestGeometryRotated(t *testing.T) {
+	type pt struct{ mx, my, sx, sy float64 }
+	tests := []struct {
+		name    string
+		resize  string
+		roi     image.Rectangle
+		rotated bool
+		rw, rh  int
+		offX    int
+		pts     []pt
+	}{
+		{"portrait", ResizeStretch, image.Rect(0, 0, 40, 100), true, 64, 32, 0,
+			// the input's top-left is the source's bottom-left, top-right its top-left
+			[]pt{{0, 0, 0, 100}, {64, 0, 0, 0}, {64, 32, 40, 0}, {0, 32, 40, 100}, {32, 16, 20, 50}}},
+		{"portrait roi", ResizeStretch, image.Rect(10, 20, 50, 120), true, 64, 32, 0,
+			[]pt{{0, 0, 10, 120}, {64, 0, 10, 20}, {64, 32, 50, 20}}},
+		{"landscape stays", ResizeStretch, image.Rect(0, 0, 100, 40), false, 64, 32, 0,
+			[]pt{{0, 0, 0, 0}, {64, 32, 100, 40}}},
+		{"square stays", ResizeStretch, image.Rect(0, 0, 50, 50), false, 64, 32, 0,
+			[]pt{{64, 32, 50, 50}}},
+		{"letterbox portrait", ResizeLetterbox, image.Rect(0, 0, 32, 128), true, 64, 16, 0,
+			[]pt{{0, 8, 0, 128}, {64, 8, 0, 0}, {64, 24, 32, 0}}},
+		{"letterbox short", ResizeLetterbox, image.Rect(0, 0, 40, 50), true, 40, 32, 12,
+			[]pt{{12, 0, 0, 50}, {52, 0, 0, 0}, {52, 32, 40, 0}}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p := Preprocess{Width: 64, Height: 32, Resize: tt.resize, Orient: OrientLandscape}
+			g := p.Geometry(tt.roi)
+			if g.Rotated != tt.rotated || g.ResizedW != tt.rw || g.ResizedH != tt.rh || g.OffX != tt.offX {
+				t.Fatalf("geometry %+v, want rotated %v resized %dx%d offX %d", g, tt.rotated, tt.rw, tt.rh, tt.offX)
+			}
+			for _, q := range tt.pts {
+				if x, y := g.ToSource(q.mx, q.my); math.Abs(x-q.sx) > 1e-9 || math.Abs(y-q.sy) > 1e-9 {
+					t.Errorf("ToSource(%v,%v) = %v,%v, want %v,%v", q.mx, q.my, x, y, q.sx, q.sy)
+				}
+			}
+		})
+	}
+}
+
+// TestPreprocessOrient checks the quarter turn on a tiny gray image: the
+// 2x3 source [[1 2] [3 4] [5 6]] goes into a 3x2 input as [[5 3 1] [6 4 2]].
+func TestPreprocessOrient(t *testing.T) {
+	pix := []uint8{1, 2, 3, 4, 5, 6}
+	mat, err := gocv.NewMatFromBytes(3, 2, gocv.MatTypeCV8UC1, pix)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer mat.Close()
+	p := spec(3, 2, ChannelsGray, LayoutNCHW, ResizeStretch, InterpLinear, Input{Scale: 1, Orient: OrientLandscape})
+	pp := NewPreprocessor(p)
+	defer pp.Close()
+	got := make([]float32, p.Size())
+	g, err := pp.Run(mat, image.Rectangle{}, got)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ref := make([]float32, p.Size())
+	if _, err := p.Reference(Image{W: 2, H: 3, Ch: 1, Stride: 2, Pix: pix}, image.Rectangle{}, ref); err != nil {
+		t.Fatal(err)
+	}
+	want := []float32{5, 3, 1, 6, 4, 2}
+	for i := range want {
+		if got[i] != want[i] || ref[i] != want[i] {
+			t.Fatalf("gocv %v, reference %v, want %v (geometry %+v)", got, ref, want, g)
+		}
+	}
+	if !g.Rotated {
+		t.Errorf("geometry %+v: not marked rotated", g)
+	}
+}
+
 var imagenet = Input{Scale: 1.0 / 255, Mean: []float64{0.485, 0.456, 0.406}, Std: []float64{0.229, 0.224, 0.225}}
 
 func spec(w, h int, channels, layout, resize, interp string, base Input) Preprocess {
@@ -114,6 +189,11 @@ func TestPreprocessMatchesReference(t *testing.T) {
 		{"roi resize", 200, 150, 3, image.Rect(13, 7, 190, 140), spec(64, 64, ChannelsBGR, LayoutNCHW, ResizeStretch, InterpLinear, imagenet), 0},
 		{"area by 2", 128, 128, 3, image.Rectangle{}, spec(64, 64, ChannelsRGB, LayoutNCHW, ResizeStretch, InterpArea, Input{}), 0},
 		{"nearest", 100, 100, 3, image.Rectangle{}, spec(64, 64, ChannelsRGB, LayoutNCHW, ResizeStretch, InterpNearest, Input{}), 0},
+		{"orient gray portrait", 90, 200, 3, image.Rectangle{}, spec(96, 48, ChannelsGray, LayoutNCHW, ResizeStretch, InterpLinear, Input{Scale: 1.0 / 255, Orient: OrientLandscape}), 0},
+		{"orient bgr nhwc", 60, 150, 3, image.Rectangle{}, spec(64, 32, ChannelsBGR, LayoutNHWC, ResizeStretch, InterpLinear, Input{Orient: OrientLandscape}), 0},
+		{"orient no resize", 32, 64, 3, image.Rectangle{}, spec(64, 32, ChannelsRGB, LayoutNCHW, ResizeStretch, InterpLinear, Input{Orient: OrientLandscape}), 0},
+		{"orient roi letterbox", 200, 150, 3, image.Rect(20, 10, 80, 140), spec(64, 32, ChannelsGray, LayoutNCHW, ResizeLetterbox, InterpLinear, Input{Scale: 1.0 / 255, PadValue: 114, Orient: OrientLandscape}), 0},
+		{"orient landscape kept", 200, 90, 3, image.Rectangle{}, spec(96, 48, ChannelsGray, LayoutNCHW, ResizeStretch, InterpLinear, Input{Scale: 1.0 / 255, Orient: OrientLandscape}), 0},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

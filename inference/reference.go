@@ -44,14 +44,31 @@ func (p *Preprocess) Reference(img Image, roi image.Rectangle, dst []float32) (G
 		cur, ch = grayBT601(cur, w*h, ch), 1
 	}
 	g := p.Geometry(roi)
-	if g.ResizedW != w || g.ResizedH != h {
+	if rw, rh := g.resizeTo(); rw != w || rh != h {
 		var err error
-		if cur, err = resizeRef(cur, w, h, ch, g.ResizedW, g.ResizedH, p.Interpolation); err != nil {
+		if cur, err = resizeRef(cur, w, h, ch, rw, rh, p.Interpolation); err != nil {
 			return Geometry{}, err
 		}
+		w, h = rw, rh
+	}
+	if g.Rotated {
+		cur = rotate90CW(cur, w, h, ch)
 	}
 	p.writeTensor(dst, cur, g.ResizedW*ch, ch, g)
 	return g, nil
+}
+
+// rotate90CW is cv::rotate(ROTATE_90_CLOCKWISE) of a w x h image with ch
+// channels: the result is h wide and w high, and its pixel (x, y) is the
+// source's (y, h-1-x).
+func rotate90CW(pix []uint8, w, h, ch int) []uint8 {
+	out := make([]uint8, len(pix))
+	for y := range w {
+		for x := range h {
+			copy(out[(y*h+x)*ch:(y*h+x+1)*ch], pix[((h-1-x)*w+y)*ch:((h-1-x)*w+y+1)*ch])
+		}
+	}
+	return out
 }
 
 // grayBT601 is cv::cvtColor(BGR2GRAY) for 8-bit: fixed-point weights

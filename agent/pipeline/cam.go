@@ -417,7 +417,9 @@ func (p *Pipeline) alarm(e Event) {
 }
 
 // heatmapOver resamples the engine's heatmap (model-input pixels) onto a
-// grid of the same size covering the w x h frame, quantised to 0..255.
+// grid covering the w x h frame, quantised to 0..255: the heatmap's own
+// size, or its transpose where the model saw the ROI turned a quarter
+// (Geometry.Rotated), so that the grid lies as the frame does.
 func heatmapOver(res inference.Result, man *inference.Manifest, w, h int) *store.Heatmap {
 	hm := res.Heatmap
 	if hm == nil || hm.W <= 0 || hm.H <= 0 || len(hm.Data) < hm.W*hm.H || w <= 0 || h <= 0 {
@@ -435,21 +437,30 @@ func heatmapOver(res inference.Result, man *inference.Manifest, w, h int) *store
 			lo, hi = min(lo, v), max(hi, v)
 		}
 	}
-	out := &store.Heatmap{W: hm.W, H: hm.H, V: make([]byte, hm.W*hm.H)}
+	gw, gh := hm.W, hm.H
+	if g.Rotated {
+		gw, gh = hm.H, hm.W
+	}
+	out := &store.Heatmap{W: gw, H: gh, V: make([]byte, gw*gh)}
 	span := hi - lo
-	for j := range hm.H {
-		// The cell's centre in model-input pixels, then in heatmap cells.
-		my := float64(g.OffY) + (float64(j)+0.5)/float64(hm.H)*float64(g.ResizedH)
-		sy := min(max(int(my/float64(inH)*float64(hm.H)), 0), hm.H-1)
-		for i := range hm.W {
-			mx := float64(g.OffX) + (float64(i)+0.5)/float64(hm.W)*float64(g.ResizedW)
+	for j := range gh {
+		for i := range gw {
+			// The cell's centre across the frame (u, v in 0..1), where it
+			// lies in the model input, then in heatmap cells.
+			u, v := (float64(i)+0.5)/float64(gw), (float64(j)+0.5)/float64(gh)
+			if g.Rotated {
+				u, v = 1-v, u // the quarter turn clockwise
+			}
+			mx := float64(g.OffX) + u*float64(g.ResizedW)
+			my := float64(g.OffY) + v*float64(g.ResizedH)
 			sx := min(max(int(mx/float64(inW)*float64(hm.W)), 0), hm.W-1)
-			v := hm.Data[sy*hm.W+sx]
+			sy := min(max(int(my/float64(inH)*float64(hm.H)), 0), hm.H-1)
+			val := hm.Data[sy*hm.W+sx]
 			q := 0.0
 			if span > 0 {
-				q = float64((v-lo)/span) * 255
+				q = float64((val-lo)/span) * 255
 			}
-			out.V[j*hm.W+i] = byte(min(max(math.Round(q), 0), 255))
+			out.V[j*gw+i] = byte(min(max(math.Round(q), 0), 255))
 		}
 	}
 	return out
