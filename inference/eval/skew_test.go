@@ -2,6 +2,7 @@ package eval
 
 import (
 	"encoding/binary"
+	"fmt"
 	"image"
 	"image/color"
 	"image/jpeg"
@@ -124,15 +125,27 @@ func TestTrainingServingSkew(t *testing.T) {
 	needPython(t, "cv2", "numpy")
 	paths := skewImages(t)
 	for _, c := range []struct {
-		size   int
+		w, h   int
 		resize string
 		pad    int
-	}{{128, inference.ResizeStretch, 0}, {192, inference.ResizeStretch, 0}, {192, inference.ResizeLetterbox, 0}, {160, inference.ResizeLetterbox, 114}} {
-		size := c.size
+		orient string
+	}{
+		{128, 128, inference.ResizeStretch, 0, inference.OrientNone},
+		{192, 192, inference.ResizeStretch, 0, inference.OrientNone},
+		{192, 192, inference.ResizeLetterbox, 0, inference.OrientNone},
+		{160, 160, inference.ResizeLetterbox, 114, inference.OrientNone},
+		// parts turned so that their long side runs along a landscape input
+		{192, 128, inference.ResizeStretch, 0, inference.OrientLandscape},
+		{160, 96, inference.ResizeLetterbox, 114, inference.OrientLandscape},
+	} {
+		size := fmt.Sprintf("%dx%d", c.w, c.h)
+		if c.orient != inference.OrientNone {
+			size += " " + c.orient
+		}
 		out := filepath.Join(t.TempDir(), "py.f32")
 		statsOut := filepath.Join(t.TempDir(), "py.stats")
-		args := append([]string{filepath.Join(repoRoot, "scripts", "train", "preprocess_dump.py"), "--size", strconv.Itoa(size),
-			"--resize", c.resize, "--pad", strconv.Itoa(c.pad), "--out", out, "--stats", statsOut}, paths...)
+		args := append([]string{filepath.Join(repoRoot, "scripts", "train", "preprocess_dump.py"), "--size", fmt.Sprintf("%dx%d", c.w, c.h),
+			"--resize", c.resize, "--pad", strconv.Itoa(c.pad), "--orient", c.orient, "--out", out, "--stats", statsOut}, paths...)
 		if b, err := exec.Command(python, args...).CombinedOutput(); err != nil {
 			t.Fatalf("preprocess_dump: %v: %s", err, b)
 		}
@@ -140,7 +153,7 @@ func TestTrainingServingSkew(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		n := size * size
+		n := c.w * c.h
 		if len(raw) != 4*n*len(paths) {
 			t.Fatalf("python wrote %d bytes, want %d", len(raw), 4*n*len(paths))
 		}
@@ -151,8 +164,8 @@ func TestTrainingServingSkew(t *testing.T) {
 		if len(pyStats) != 3*8*len(paths) {
 			t.Fatalf("python wrote %d bytes of statistics, want %d", len(pyStats), 3*8*len(paths))
 		}
-		spec := inference.NewPreprocess(inference.Input{Name: "input", Shape: []int64{-1, 1, int64(size), int64(size)},
-			Layout: inference.LayoutNCHW, Channels: inference.ChannelsGray, Resize: c.resize, PadValue: float64(c.pad),
+		spec := inference.NewPreprocess(inference.Input{Name: "input", Shape: []int64{-1, 1, int64(c.h), int64(c.w)},
+			Layout: inference.LayoutNCHW, Channels: inference.ChannelsGray, Resize: c.resize, PadValue: float64(c.pad), Orient: c.orient,
 			Interpolation: inference.InterpLinear, Scale: 1 / 255.0})
 		pp := inference.NewPreprocessor(spec)
 		dst := make([]float32, spec.Size())
@@ -180,9 +193,9 @@ func TestTrainingServingSkew(t *testing.T) {
 			} {
 				py := math.Float64frombits(binary.LittleEndian.Uint64(pyStats[8*(3*i+k):]))
 				if d := math.Abs(m.got - py); d > m.tol(py) {
-					t.Errorf("%dpx %s %s: %s: go %.6g, python %.6g (bound %.3g)", size, c.resize, filepath.Base(p), m.name, m.got, py, m.tol(py))
+					t.Errorf("%s %s %s: %s: go %.6g, python %.6g (bound %.3g)", size, c.resize, filepath.Base(p), m.name, m.got, py, m.tol(py))
 				} else if d > 1e-12 {
-					t.Logf("%dpx %s %s: %s: go %.6g, python %.6g", size, c.resize, filepath.Base(p), m.name, m.got, py)
+					t.Logf("%s %s %s: %s: go %.6g, python %.6g", size, c.resize, filepath.Base(p), m.name, m.got, py)
 				}
 			}
 			var maxd, sum float64
@@ -193,12 +206,12 @@ func TestTrainingServingSkew(t *testing.T) {
 				sum += d
 			}
 			mean := sum / float64(n)
-			t.Logf("%dpx %s %s: max |go-python| %.3g, mean %.3g", size, c.resize, filepath.Base(p), maxd, mean)
+			t.Logf("%s %s %s: max |go-python| %.3g, mean %.3g", size, c.resize, filepath.Base(p), maxd, mean)
 			// Both sides are OpenCV 4.6 with the same flags: at most one gray
 			// level apart anywhere (JPEG decoders of different builds), and
 			// on average far less.
 			if maxd > 1.0/255+1e-6 || mean > 1e-3 {
-				t.Errorf("%dpx %s %s: training-serving skew: max %.4g (bound %.4g), mean %.4g (bound 1e-3)", size, c.resize, p, maxd, 1.0/255, mean)
+				t.Errorf("%s %s %s: training-serving skew: max %.4g (bound %.4g), mean %.4g (bound 1e-3)", size, c.resize, p, maxd, 1.0/255, mean)
 			}
 		}
 		pp.Close()

@@ -10,7 +10,11 @@ with the manifest's input spec): decode as 8-bit BGR (cv2.IMREAD_COLOR, as
 gocv.IMRead with IMReadColor), cv2.cvtColor BGR2GRAY, cv2.resize with
 INTER_LINEAR, either to W x H (stretch) or, keeping the aspect ratio, to fit
 inside W x H and padded with pad_value (letterbox, the placement of
-inference.Preprocess.Geometry), then x * scale. Per-image standardisation is
+inference.Preprocess.Geometry), then x * scale. With orient "landscape" an
+image taller than wide is resized to the input's H x W and then turned a
+quarter clockwise (cv2.rotate ROTATE_90_CLOCKWISE, gocv.Rotate90Clockwise),
+so that its long side lies along the input's width. A size is an int (a
+square input) or a (W, H) pair. Per-image standardisation is
 inside the ONNX graph, so Go and Python cannot disagree about it.
 """
 import hashlib
@@ -71,44 +75,69 @@ def _round(x):
     return int(math.floor(x + 0.5)) if x >= 0 else -int(math.floor(-x + 0.5))
 
 
-def geometry(w, h, size, mode):
-    """(resized_w, resized_h, off_x, off_y) of a w x h image in a size x size
-    input: inference.Preprocess.Geometry for stretch and letterbox."""
+ORIENTS = ("none", "landscape")
+
+
+def wh(size):
+    """(W, H) of a size: an int (square) or a (W, H) pair."""
+    if isinstance(size, int):
+        return size, size
+    return int(size[0]), int(size[1])
+
+
+def geometry(w, h, size, mode, orient="none"):
+    """(resized_w, resized_h, off_x, off_y, rotated) of a w x h image in a W x H
+    input: inference.Preprocess.Geometry for stretch and letterbox. rotated:
+    orient is landscape and the image taller than wide, so it is turned a
+    quarter clockwise; resized_w x resized_h is its size as it lies in the
+    input, after the turn."""
+    if orient not in ORIENTS:
+        raise ValueError("orient %r (want %s)" % (orient, " or ".join(ORIENTS)))
+    W, H = wh(size)
+    rot = orient == "landscape" and h > w
+    if rot:
+        w, h = h, w
     if mode == "stretch":
-        return size, size, 0, 0
+        return W, H, 0, 0, rot
     if mode != "letterbox":
         raise ValueError("resize mode %r (want stretch or letterbox)" % mode)
-    r = min(size / float(w), size / float(h))
+    r = min(W / float(w), H / float(h))
     rw, rh = max(1, _round(w * r)), max(1, _round(h * r))
-    return rw, rh, _round((size - rw) / 2.0 - 0.1), _round((size - rh) / 2.0 - 0.1)
+    return rw, rh, _round((W - rw) / 2.0 - 0.1), _round((H - rh) / 2.0 - 0.1), rot
 
 
-def resize(gray, size, mode="stretch", pad=0, interpolation=cv2.INTER_LINEAR):
-    """To size x size as the Go Preprocessor does: stretch, or letterbox
-    (aspect kept, centred, the rest pad), INTER_LINEAR."""
+def input_content(gray, size, mode="stretch", interpolation=cv2.INTER_LINEAR, orient="none"):
+    """The gray image resized (and turned) as the model input holds it,
+    without the letterbox padding: what the reference statistics are
+    measured on."""
     h, w = gray.shape
-    rw, rh, ox, oy = geometry(w, h, size, mode)
-    img = gray if (w, h) == (rw, rh) else cv2.resize(gray, (rw, rh), interpolation=interpolation)
+    rw, rh, _, _, rot = geometry(w, h, size, mode, orient)
+    tw, th = (rh, rw) if rot else (rw, rh)
+    img = gray if (w, h) == (tw, th) else cv2.resize(gray, (tw, th), interpolation=interpolation)
+    return cv2.rotate(img, cv2.ROTATE_90_CLOCKWISE) if rot else img
+
+
+def resize(gray, size, mode="stretch", pad=0, interpolation=cv2.INTER_LINEAR, orient="none"):
+    """To W x H as the Go Preprocessor does: stretch, or letterbox (aspect
+    kept, centred, the rest pad), INTER_LINEAR; a portrait image turned
+    first with orient landscape."""
+    img = input_content(gray, size, mode, interpolation, orient)
     if mode == "stretch":
         return img
-    out = np.full((size, size), pad, np.uint8)
+    h, w = gray.shape
+    rw, rh, ox, oy, _ = geometry(w, h, size, mode, orient)
+    W, H = wh(size)
+    out = np.full((H, W), pad, np.uint8)
     out[oy:oy + rh, ox:ox + rw] = img
     return out
 
 
-def input_content(gray, size, mode="stretch", interpolation=cv2.INTER_LINEAR):
-    """The gray image resized as the model input holds it, without the
-    letterbox padding: what the reference statistics are measured on."""
-    h, w = gray.shape
-    rw, rh, _, _ = geometry(w, h, size, mode)
-    return gray if (w, h) == (rw, rh) else cv2.resize(gray, (rw, rh), interpolation=interpolation)
-
-
-def content(shape, size, mode):
-    """uint8 [size, size]: 1 where the image lies in the model input, 0 on letterbox padding."""
+def content(shape, size, mode, orient="none"):
+    """uint8 [H, W]: 1 where the image lies in the model input, 0 on letterbox padding."""
     h, w = shape
-    rw, rh, ox, oy = geometry(w, h, size, mode)
-    out = np.zeros((size, size), np.uint8)
+    rw, rh, ox, oy, _ = geometry(w, h, size, mode, orient)
+    W, H = wh(size)
+    out = np.zeros((H, W), np.uint8)
     out[oy:oy + rh, ox:ox + rw] = 1
     return out
 
@@ -121,19 +150,20 @@ def mask_path(path):
     return None
 
 
-def preprocess(path, size, scale=1 / 255.0, mode="stretch", pad=0):
-    """The model input for one file, [1, size, size] float32, without the in-graph standardisation."""
+def preprocess(path, size, scale=1 / 255.0, mode="stretch", pad=0, orient="none"):
+    """The model input for one file, [1, H, W] float32, without the in-graph standardisation."""
     g = read_gray(path)
     if g is None:
         raise DatasetError("cannot decode %s" % path)
-    return (resize(g, size, mode, pad).astype(np.float32) * np.float32(scale))[None]
+    return (resize(g, size, mode, pad, orient=orient).astype(np.float32) * np.float32(scale))[None]
 
 
-def load(root, files, size, progress=None, mode="stretch", pad=0, masks=False):
-    """Read every file; returns (uint8 array [N, size, size], stats list), and
-    with masks=True also (masks uint8 [N, size, size] in {0, 1}: the defect
-    mask NAME_mask.* resized like the image, all 0 where there is none;
-    content uint8 [N, size, size]: 1 on the image, 0 on letterbox padding).
+def load(root, files, size, progress=None, mode="stretch", pad=0, masks=False, orient="none"):
+    """Read every file; returns (uint8 array [N, H, W], stats list), and
+    with masks=True also (masks uint8 [N, H, W] in {0, 1}: the defect
+    mask NAME_mask.* resized (and turned) like the image, all 0 where there
+    is none; content uint8 [N, H, W]: 1 on the image, 0 on letterbox
+    padding).
 
     stats holds (brightness, contrast, sharpness) of each image as the model
     sees it (the gray image resized to the model input, before any letterbox
@@ -144,23 +174,24 @@ def load(root, files, size, progress=None, mode="stretch", pad=0, masks=False):
     gray/255. Raises DatasetError listing every unreadable file before any
     training starts.
     """
-    out = np.zeros((len(files), size, size), np.uint8)
-    mk = np.zeros((len(files), size, size), np.uint8) if masks else None
-    ct = np.zeros((len(files), size, size), np.uint8) if masks else None
+    W, H = wh(size)
+    out = np.zeros((len(files), H, W), np.uint8)
+    mk = np.zeros((len(files), H, W), np.uint8) if masks else None
+    ct = np.zeros((len(files), H, W), np.uint8) if masks else None
     stats, bad = [], []
     for i, (rel, _) in enumerate(files):
         g = read_gray(os.path.join(root, rel))
         if g is None or g.size == 0:
             bad.append(rel)
             continue
-        out[i] = resize(g, size, mode, pad)
-        stats.append(measure(input_content(g, size, mode)))
+        out[i] = resize(g, size, mode, pad, orient=orient)
+        stats.append(measure(input_content(g, size, mode, orient=orient)))
         if masks:
-            ct[i] = content(g.shape, size, mode)
+            ct[i] = content(g.shape, size, mode, orient)
             mp = mask_path(os.path.join(root, rel))
             m = cv2.imread(mp, cv2.IMREAD_GRAYSCALE) if mp else None
             if m is not None and m.shape == g.shape:
-                mk[i] = resize((m > 127).astype(np.uint8) * 255, size, mode, 0) > 127
+                mk[i] = resize((m > 127).astype(np.uint8) * 255, size, mode, 0, orient=orient) > 127
         if progress and (i + 1) % 200 == 0:
             progress(i + 1, len(files))
     if bad:

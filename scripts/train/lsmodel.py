@@ -286,8 +286,10 @@ def fuse(net):
 
 
 def export_fp32(serving, size, path):
+    """size: the input side, or (W, H)."""
     serving = serving.eval()
-    x = torch.zeros(1, 1, size, size)
+    w, h = (size, size) if isinstance(size, int) else size
+    x = torch.zeros(1, 1, h, w)
     torch.onnx.export(serving, x, path, input_names=["input"], output_names=["logits", "cam"],
                       opset_version=OPSET, do_constant_folding=True,
                       dynamic_axes={"input": {0: "N"}, "logits": {0: "N"}, "cam": {0: "N"}})

@@ -31,7 +31,9 @@ is unchanged): --arch segnet|plainseg (a segmentation head trained on the
 max pooling), --arch mnv2seg with --pretrained DIR, --freeze N and
 --pretrained-lr LR (those heads on a MobileNetV2 trunk started from
 ImageNet-trained weights that scripts/train/backbone.sh fetches), --arch
-A+B (an ensemble of different segmentation networks), --resize letterbox --pad P, --defect-weight W, --folds K,
+A+B (an ensemble of different segmentation networks), --resize letterbox --pad P, --size WxH with --orient
+landscape (a non-square input; parts taller than wide turned a quarter so their long side lies along its
+width, as the Go engine does with the manifest's input.orient), --defect-weight W, --folds K,
 --edge-chips P and --chip-slivers Q (synthetic chipped edges and slivers),
 --synth-defects P (synthetic pits, thin lines and texture patches),
 --transplant P (real training defects pasted into good images), --crop-prob
@@ -78,7 +80,12 @@ def parse_args(argv):
     p.add_argument("--description", default="")
     p.add_argument("--dataset-name", default="", help="how the manifest names the dataset (default: its absolute path)")
     p.add_argument("--good", action="append", default=None, help="good label(s) (default free)")
-    p.add_argument("--size", type=int, default=160, help="input side in pixels (multiple of 16)")
+    p.add_argument("--size", default="160",
+                   help="input side in pixels, or WxH (multiples of 16; a non-square input wants W >= H and, "
+                        "for parts photographed either way round, --orient landscape)")
+    p.add_argument("--orient", choices=lsdata.ORIENTS, default="none",
+                   help="landscape: an image taller than wide is turned a quarter clockwise after the resize, so a "
+                        "part's long side always lies along the input's width (the manifest's input.orient)")
     p.add_argument("--width", type=int, default=16, help="channels of the first conv (x2, x4, x8 deeper)")
     p.add_argument("--epochs", type=int, default=30)
     p.add_argument("--batch", type=int, default=32)
@@ -176,8 +183,17 @@ def parse_args(argv):
                    help="also save the trained networks (torch state dicts, with the options that built them) to FILE")
     p.add_argument("--quiet", action="store_true")
     a = p.parse_args(argv)
-    if a.size % 16 or a.size < 32:
-        p.error("--size must be a multiple of 16, at least 32")
+    m = re.fullmatch(r"(\d+)(?:x(\d+))?", a.size)
+    if not m:
+        p.error("--size %r: want a side in pixels (160) or WxH (192x128)" % a.size)
+    a.size_w = int(m.group(1))
+    a.size_h = int(m.group(2) or m.group(1))
+    if any(v % 16 or v < 32 for v in (a.size_w, a.size_h)):
+        p.error("--size %s: each side must be a multiple of 16, at least 32" % a.size)
+    if a.orient == "landscape" and a.size_h > a.size_w:
+        p.error("--orient landscape lays a part's long side along the width, but --size %s is taller than wide: "
+                "give W >= H" % a.size)
+    a.size = a.size_w if a.size_w == a.size_h else (a.size_w, a.size_h)
     for f in ("val_frac", "test_frac"):
         if not 0 <= getattr(a, f) < 0.5:
             p.error("--%s must be in [0, 0.5)" % f.replace("_", "-"))
@@ -336,7 +352,11 @@ def augment(x, gen, extra=None, geo_prob=0.3):
     sc = 1.04 + r(b) * 0.08
     tx, ty = (r(b) * 2 - 1) * 0.03, (r(b) * 2 - 1) * 0.03
     cos, sin = torch.cos(ang) / sc, torch.sin(ang) / sc
-    theta = torch.stack([torch.stack([cos, -sin, tx], 1), torch.stack([sin, cos, ty], 1)], 1)
+    # affine_grid works in coordinates normalised per side: on a non-square
+    # input the rotation's off-diagonal terms carry the aspect ratio (1 on a
+    # square one)
+    hw = x.shape[2] / x.shape[3]
+    theta = torch.stack([torch.stack([cos, -sin * hw, tx], 1), torch.stack([sin / hw, cos, ty], 1)], 1)
     grid = F.affine_grid(theta, x.shape, align_corners=False)
     # Only some images: resampling blurs fine texture, and a model that only
     # ever saw blurred tiles takes the sharp grinding marks of real ones for
@@ -369,9 +389,9 @@ def pick_good(b, yb, gen, prob, good_idx):
     return torch.nonzero(sel).flatten().tolist(), lambda: float(torch.rand((), generator=gen))
 
 
-def pixel_grid(s):
-    """Row and column coordinates of an SxS image, as float tensors."""
-    return torch.meshgrid(torch.arange(s, dtype=torch.float32), torch.arange(s, dtype=torch.float32), indexing="ij")
+def pixel_grid(h, w):
+    """Row and column coordinates of an h x w image, as float tensors."""
+    return torch.meshgrid(torch.arange(h, dtype=torch.float32), torch.arange(w, dtype=torch.float32), indexing="ij")
 
 
 def edge_chips(xb, eb, yb, gen, prob, chip_idx, good_idx, slivers=0.0):
@@ -383,22 +403,25 @@ def edge_chips(xb, eb, yb, gen, prob, chip_idx, good_idx, slivers=0.0):
     mask. Applied before the other augmentations, which then treat it as
     any real defect. With slivers > 0, that fraction of the chips are
     slivers instead: a thin piece along a side (30-100 % of it, 1-3.5 %
-    deep), as a tile broken along its edge. xb [B,1,S,S] in [0,1], eb
-    [B,2,S,S] (mask, content) or None, yb [B]: changed in place."""
-    b, s = xb.shape[0], xb.shape[-1]
+    deep), as a tile broken along its edge. Lengths along a side are
+    fractions of that side, depths of the other. xb [B,1,H,W] in [0,1], eb
+    [B,2,H,W] (mask, content) or None, yb [B]: changed in place."""
+    b, h, w = xb.shape[0], xb.shape[-2], xb.shape[-1]
     rows, r = pick_good(b, yb, gen, prob, good_idx)
     if not rows:
         return
-    yy, xx = pixel_grid(s)
+    yy, xx = pixel_grid(h, w)
     for i in rows:
-        side, pos = int(r() * 4), r() * (s - 1)
-        along, into = s * (0.04 + 0.10 * r()), s * (0.03 + 0.11 * r())
+        side = int(r() * 4)
+        ls, ds = (w, h) if side < 2 else (h, w)  # the side's length, the part's depth from it
+        pos = r() * (ls - 1)
+        along, into = ls * (0.04 + 0.10 * r()), ds * (0.03 + 0.11 * r())
         if slivers > 0 and r() < slivers:
-            along, into = s * (0.15 + 0.35 * r()), s * (0.01 + 0.025 * r())
-        cy, cx, ry, rx = [(0, pos, into, along), (s - 1, pos, into, along),
-                          (pos, 0, along, into), (pos, s - 1, along, into)][side]
+            along, into = ls * (0.15 + 0.35 * r()), ds * (0.01 + 0.025 * r())
+        cy, cx, ry, rx = [(0, pos, into, along), (h - 1, pos, into, along),
+                          (pos, 0, along, into), (pos, w - 1, along, into)][side]
         m = ((yy - cy) / ry) ** 2 + ((xx - cx) / rx) ** 2 <= 1
-        src = xb[int(r() * b), 0].roll((int(r() * s), int(r() * s)), (0, 1))
+        src = xb[int(r() * b), 0].roll((int(r() * h), int(r() * w)), (0, 1))
         xb[i, 0] = torch.where(m, (src * (0.5 + 1.2 * r())).clamp(0, 1), xb[i, 0])
         if eb is not None:
             eb[i, 0] = torch.where(m, torch.ones(()), eb[i, 0])
@@ -414,10 +437,10 @@ def transplant(xb, eb, yb, gen, prob, good_idx, X, y, M, donors):
     2 px and feathered over 4 more, replace the good image's, scaled so the
     ring just outside the defect matches the good image's brightness there.
     The defect keeps its place in the frame (a chipped edge stays at the
-    border). xb [B,1,S,S] in [0,1], eb [B,2,S,S] (mask, content) or None,
-    yb [B]: changed in place. X uint8 [N,S,S], y [N], M uint8 [N,S,S];
+    border). xb [B,1,H,W] in [0,1], eb [B,2,H,W] (mask, content) or None,
+    yb [B]: changed in place. X uint8 [N,H,W], y [N], M uint8 [N,H,W];
     donors: one list of row indices per defect class."""
-    b, s = xb.shape[0], xb.shape[-1]
+    b, h, w = xb.shape[0], xb.shape[-2], xb.shape[-1]
     rows, r = pick_good(b, yb, gen, prob, good_idx)
     for i in rows:
         rows = donors[int(r() * len(donors))]
@@ -427,7 +450,7 @@ def transplant(xb, eb, yb, gen, prob, good_idx, X, y, M, donors):
         for dim in (0, 1):
             if r() < 0.5:
                 src, m = src.flip(dim), m.flip(dim)
-        mm = m.view(1, 1, s, s)
+        mm = m.view(1, 1, h, w)
         hard = F.max_pool2d(mm, 5, 1, 2)
         alpha = F.avg_pool2d(hard, 9, 1, 4, count_include_pad=False)[0, 0].clamp(0, 1)
         alpha = torch.where(hard[0, 0] > 0, torch.ones(()), alpha)
@@ -472,21 +495,23 @@ def synth_defects(xb, eb, yb, gen, prob, kinds, good_idx):
       region  a large smooth blob (12-40 % of the image) whose texture is
               another image's, brighter or darker (x0.7..0.9 or x1.15..1.45),
               blended over a soft 3 px border.
-    xb [B,1,S,S] in [0,1], eb [B,2,S,S] (mask, content) or None, yb [B]:
-    changed in place."""
-    b, s = xb.shape[0], xb.shape[-1]
+    Places are fractions of the height and width, sizes of the side of the
+    square of the same area. xb [B,1,H,W] in [0,1], eb [B,2,H,W] (mask,
+    content) or None, yb [B]: changed in place."""
+    b, h, w = xb.shape[0], xb.shape[-2], xb.shape[-1]
+    s = h if h == w else math.sqrt(h * w)
     rows, r = pick_good(b, yb, gen, prob, good_idx)
     if not rows:
         return
-    yy, xx = pixel_grid(s)
+    yy, xx = pixel_grid(h, w)
     for i in rows:
         kind, cls = kinds[int(r() * len(kinds))]
         img = xb[i, 0]
         if kind == "pit":
-            m = torch.zeros(s, s, dtype=torch.bool)
-            shade = torch.zeros(s, s)
+            m = torch.zeros(h, w, dtype=torch.bool)
+            shade = torch.zeros(h, w)
             for _ in range(1 + int(r() * 3)):
-                cy, cx = s * (0.1 + 0.8 * r()), s * (0.1 + 0.8 * r())
+                cy, cx = h * (0.1 + 0.8 * r()), w * (0.1 + 0.8 * r())
                 ry, rx = s * (0.01 + 0.025 * r()), s * (0.01 + 0.025 * r())
                 d = ((yy - cy) / ry) ** 2 + ((xx - cx) / rx) ** 2
                 m |= d <= 1
@@ -494,29 +519,29 @@ def synth_defects(xb, eb, yb, gen, prob, kinds, good_idx):
             img = img * (1 - (0.3 + 0.45 * r()) * shade)
         elif kind == "crack":
             n = int(s * (0.1 + 0.35 * r()))
-            py, px = s * (0.1 + 0.8 * r()), s * (0.1 + 0.8 * r())
+            py, px = h * (0.1 + 0.8 * r()), w * (0.1 + 0.8 * r())
             ang = r() * 2 * math.pi
             pts = []
             for _ in range(n):
                 ang += (r() * 2 - 1) * 0.35
-                py = min(max(py + math.sin(ang), 0), s - 1)
-                px = min(max(px + math.cos(ang), 0), s - 1)
+                py = min(max(py + math.sin(ang), 0), h - 1)
+                px = min(max(px + math.cos(ang), 0), w - 1)
                 pts.append((int(round(py)), int(round(px))))
-            m = torch.zeros(1, 1, s, s)
+            m = torch.zeros(1, 1, h, w)
             ii = torch.tensor(pts)
             m[0, 0, ii[:, 0], ii[:, 1]] = 1
             if r() < 0.5:
-                m = F.max_pool2d(m, 2, 1, 1)[..., :s, :s]
+                m = F.max_pool2d(m, 2, 1, 1)[..., :h, :w]
             soft = F.avg_pool2d(m, 3, 1, 1)[0, 0].clamp(0, 1)
             m = m[0, 0] > 0
             img = img * (1 - (0.3 + 0.4 * r()) * torch.maximum(soft, m.float()))
         else:
             noise = torch.rand(1, 1, 4, 4, generator=gen)
-            field = F.interpolate(noise, size=(s, s), mode="bicubic", align_corners=False)[0, 0]
+            field = F.interpolate(noise, size=(h, w), mode="bicubic", align_corners=False)[0, 0]
             area = 0.12 + 0.28 * r()
             m = field >= torch.quantile(field.flatten(), 1 - area)
-            alpha = F.avg_pool2d(m.float().view(1, 1, s, s), 7, 1, 3, count_include_pad=False)[0, 0]
-            src = xb[int(r() * b), 0].roll((int(r() * s), int(r() * s)), (0, 1))
+            alpha = F.avg_pool2d(m.float().view(1, 1, h, w), 7, 1, 3, count_include_pad=False)[0, 0]
+            src = xb[int(r() * b), 0].roll((int(r() * h), int(r() * w)), (0, 1))
             gain = (0.7 + 0.2 * r()) if r() < 0.5 else (1.15 + 0.3 * r())
             src = (src * img.mean() / src.mean().clamp_min(1e-3) * gain).clamp(0, 1)
             img = img * (1 - alpha) + src * alpha
@@ -527,27 +552,28 @@ def synth_defects(xb, eb, yb, gen, prob, kinds, good_idx):
 
 
 def crop_relabel(xb, eb, yb, gen, prob, smin, good_idx):
-    """Random square crops, scaled back to the input size: each image of the
-    batch is, with probability prob, cropped to a side of smin..1 of its own
-    at a random place. A defect image whose mask has no pixel left in the
+    """Random crops of the input's aspect, scaled back to the input size: each
+    image of the batch is, with probability prob, cropped to smin..1 of its
+    sides at a random place. A defect image whose mask has no pixel left in the
     crop is relabelled good (its first good label): the crop shows no
     defect. A defect image without a mask is left whole (it cannot be
-    told). xb [B,1,S,S], eb [B,2,S,S] (mask, content), yb [B]: changed in
+    told). xb [B,1,H,W], eb [B,2,H,W] (mask, content), yb [B]: changed in
     place."""
-    b, s = xb.shape[0], xb.shape[-1]
+    b, h, w = xb.shape[0], xb.shape[-2], xb.shape[-1]
     r = lambda: float(torch.rand((), generator=gen))  # noqa: E731
     sel = torch.rand(b, generator=gen) < prob
     good = torch.tensor(good_idx)
     for i in torch.nonzero(sel).flatten().tolist():
-        c = max(8, int(round(s * (smin + (1 - smin) * r()))))
-        y0, x0 = int(r() * (s - c + 1)), int(r() * (s - c + 1))
+        f = smin + (1 - smin) * r()
+        ch, cw = max(8, int(round(h * f))), max(8, int(round(w * f)))
+        y0, x0 = int(r() * (h - ch + 1)), int(r() * (w - cw + 1))
         defect = not bool(torch.isin(yb[i], good))
         if defect and not bool(eb[i, 0].any()):
             continue
-        x = xb[i:i + 1, :, y0:y0 + c, x0:x0 + c]
-        e = eb[i:i + 1, :, y0:y0 + c, x0:x0 + c]
-        xb[i] = F.interpolate(x, size=(s, s), mode="bilinear", align_corners=False)[0]
-        eb[i] = (F.interpolate(e, size=(s, s), mode="bilinear", align_corners=False)[0] > 0.5).float()
+        x = xb[i:i + 1, :, y0:y0 + ch, x0:x0 + cw]
+        e = eb[i:i + 1, :, y0:y0 + ch, x0:x0 + cw]
+        xb[i] = F.interpolate(x, size=(h, w), mode="bilinear", align_corners=False)[0]
+        eb[i] = (F.interpolate(e, size=(h, w), mode="bilinear", align_corners=False)[0] > 0.5).float()
         if defect and not bool(eb[i, 0].any()):
             yb[i] = good_idx[0]
 
@@ -700,7 +726,7 @@ def evaluate(labels, good_idx, logits, y, pass_t=None, reject_t=None, args=None)
     return m, r, pass_t, reject_t, prob
 
 
-def write_package(d, args, labels, good, size, precision, onnx_path, metrics, rates_, pass_t, reject_t, nval,
+def write_package(d, args, labels, good, precision, onnx_path, metrics, rates_, pass_t, reject_t, nval,
                   reference, training, conf_dist, calib_split="val"):
     os.makedirs(d, exist_ok=True)
     dst = os.path.join(d, "model.onnx")
@@ -710,7 +736,7 @@ def write_package(d, args, labels, good, size, precision, onnx_path, metrics, ra
     ref["confidence"] = conf_dist
     nnets = args.folds or args.ensemble
     desc = args.description or ("LineSight tile classifier (%s, %dx%d gray%s, per-image standardisation in the graph%s%s%s)"
-                                 % (precision, size, size, "" if args.resize == "stretch" else " " + args.resize,
+                                 % (precision, args.size_w, args.size_h, "" if args.resize == "stretch" else " " + args.resize,
                                     ", mask-supervised segmentation head" if args.seg else "",
                                     ", 4-flip TTA" if args.tta else "",
                                     ", ensemble of %d" % nnets if nnets > 1 else ""))
@@ -724,7 +750,7 @@ def write_package(d, args, labels, good, size, precision, onnx_path, metrics, ra
             "%Y-%m-%dT%H:%M:%SZ"),
         "model": {"file": "model.onnx", "sha256": lsdata.sha256_file(dst), "precision": precision,
                   "opset": lsmodel.OPSET},
-        "input": {"name": "input", "shape": [-1, 1, size, size], "layout": "nchw", "channels": "gray",
+        "input": {"name": "input", "shape": [-1, 1, args.size_h, args.size_w], "layout": "nchw", "channels": "gray",
                   "resize": args.resize, "interpolation": "linear", "scale": 1 / 255.0},
         "outputs": [{"name": "logits", "role": "logits"}, {"name": "cam", "role": "heatmap"}],
         "labels": labels,
@@ -742,6 +768,8 @@ def write_package(d, args, labels, good, size, precision, onnx_path, metrics, ra
     }
     if args.resize == "letterbox":
         m["input"]["pad_value"] = args.pad
+    if args.orient != "none":
+        m["input"]["orient"] = args.orient
     with open(os.path.join(d, "manifest.json"), "w") as f:
         json.dump(m, f, indent=2)
         f.write("\n")
@@ -777,7 +805,7 @@ def main(argv=None):
         seg = args.seg
         loaded = lsdata.load(args.data, everything, args.size,
                              progress=None if args.quiet else lambda i, n: log("  read %d/%d" % (i, n)),
-                             mode=args.resize, pad=args.pad, masks=seg)
+                             mode=args.resize, pad=args.pad, masks=seg, orient=args.orient)
         imgs, stats = loaded[0], loaded[1]
         masks, contents = (loaded[2], loaded[3]) if seg else (None, None)
     except lsdata.DatasetError as e:
@@ -808,7 +836,7 @@ def main(argv=None):
 
     def arrays(name):
         fs = parts[name]
-        return imgs[[index[f] for f in fs]] if fs else np.zeros((0, args.size, args.size), np.uint8), \
+        return imgs[[index[f] for f in fs]] if fs else np.zeros((0, args.size_h, args.size_w), np.uint8), \
             np.array([lab[c] for _, c in fs], np.int64)
 
     if args.folds:
@@ -843,7 +871,7 @@ def main(argv=None):
 
     # 2. training
     log("training %d network(s) on %d images at %dx%d, width %d, %d epochs, %d threads" % (
-        args.folds or args.ensemble, len(Xtr), args.size, args.size, args.width, args.epochs, args.threads))
+        args.folds or args.ensemble, len(Xtr), args.size_w, args.size_h, args.width, args.epochs, args.threads))
     nets = []
     if args.folds:
         oof = None
@@ -921,7 +949,7 @@ def main(argv=None):
             "fingerprint_covers": "train split",
             "reference_sharpness": "variance of cv2.Laplacian(gray/255, ksize=1) on the model input (resized, before padding)",
             "torch": torch.__version__, "threads": str(args.threads),
-            "lr": str(args.lr), "batch": str(args.batch), "size": str(args.size),
+            "lr": str(args.lr), "batch": str(args.batch), "size": "%dx%d" % args.size if args.size_w != args.size_h else str(args.size),
             "train_seconds": "%.0f" % train_s,
         },
     }
@@ -934,6 +962,8 @@ def main(argv=None):
         ex["pretrained_lr"] = str(args.pretrained_lr)
     if args.resize != "stretch":
         ex["resize"] = "%s, pad %d" % (args.resize, args.pad)
+    if args.orient != "none":
+        ex["orient"] = "%s: images taller than wide turned a quarter clockwise after the resize" % args.orient
     if args.edge_chips:
         ex["edge_chips"] = ("%g of good training images get a synthetic chipped edge (class %s, in the mask): an "
                             "elliptic piece at a random border, another image's texture x0.5..1.7"
@@ -972,7 +1002,7 @@ def main(argv=None):
     tmp = os.path.join(out, ".model-fp32.onnx")
     fused = lsmodel.Serving([lsmodel.fuse(n) for n in nets], args.tta, bias).eval()
     lsmodel.export_fp32(fused, args.size, tmp)
-    write_package(out, args, labels, good, args.size, "fp32", tmp, metrics, rates_, pass_t, reject_t, len(yva),
+    write_package(out, args, labels, good, "fp32", tmp, metrics, rates_, pass_t, reject_t, len(yva),
                   reference, training, conf, calib_split)
     log("wrote %s (fp32, %d bytes)" % (os.path.join(out, "model.onnx"), os.path.getsize(os.path.join(out, "model.onnx"))))
 
@@ -1004,7 +1034,7 @@ def main(argv=None):
         t8 = dict(training, extra=dict(training["extra"], int8="static QDQ: per-channel int8 weights, uint8 "
                                                                 "activations calibrated (min/max) on %d training "
                                                                 "images; int32 biases" % len(cal)))
-        write_package(d8, args, labels, good, args.size, "int8", tmp8, m8, r8, p8, j8, len(yva), reference, t8,
+        write_package(d8, args, labels, good, "int8", tmp8, m8, r8, p8, j8, len(yva), reference, t8,
                       lsdata.distribution(prob8.max(1), conf_edges), calib_split)
         log("wrote %s (int8, %d bytes)" % (os.path.join(d8, "model.onnx"), os.path.getsize(os.path.join(d8, "model.onnx"))))
 
