@@ -202,7 +202,7 @@ func printManifest(out io.Writer, pkg *inference.Package, sig *onnx.Signature) {
 	}
 	in := m.Input
 	p("input", "%s %v %s %s", in.Name, in.Shape, in.Layout, in.Channels)
-	p("preprocess", "resize %s (%s), pad %g, scale %g, mean %v, std %v", in.Resize, in.Interpolation, in.PadValue, in.Scale, in.Mean, in.Std)
+	p("preprocess", "resize %s (%s), orient %s, pad %g, scale %g, mean %v, std %v", in.Resize, in.Interpolation, in.Orient, in.PadValue, in.Scale, in.Mean, in.Std)
 	for _, o := range m.Outputs {
 		g, _ := sig.Output(o.Name)
 		extra := ""
