@@ -72,6 +72,29 @@ func synthSet(t *testing.T, root, seed string) string {
 	return data
 }
 
+// valScores is what train.py --save-val-scores writes: the calibration
+// split's files, classes and fp32 class probabilities.
+type valScores struct {
+	Good    []string    `json:"good"`
+	Labels  []string    `json:"labels"`
+	Files   []string    `json:"files"`
+	Classes []string    `json:"classes"`
+	Probs   [][]float64 `json:"probs"`
+}
+
+func readValScores(t *testing.T, path string) valScores {
+	t.Helper()
+	var vs valScores
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(b, &vs); err != nil {
+		t.Fatalf("%s: %v", path, err)
+	}
+	return vs
+}
+
 // TestModelTrainEvalSmoke is the whole model path in miniature: a tiny
 // synthetic dataset, a tiny training (32 px, one short epoch), the fp32 and
 // int8 packages, and `linesight model eval` through the Go engine on the
@@ -407,20 +430,7 @@ func TestTrainRealRecipeSmoke(t *testing.T) {
 	if !strings.Contains(m.Training.Extra["architecture"], "segmentation head") || m.Training.Extra["ensemble"] != "2" {
 		t.Errorf("manifest does not describe the network: %v", m.Training.Extra)
 	}
-	var vs struct {
-		Good    []string    `json:"good"`
-		Labels  []string    `json:"labels"`
-		Files   []string    `json:"files"`
-		Classes []string    `json:"classes"`
-		Probs   [][]float64 `json:"probs"`
-	}
-	b, err := os.ReadFile(scores)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := json.Unmarshal(b, &vs); err != nil {
-		t.Fatal(err)
-	}
+	vs := readValScores(t, scores)
 	if len(vs.Files) == 0 || len(vs.Files) != len(vs.Classes) || len(vs.Files) != len(vs.Probs) || len(vs.Probs[0]) != len(vs.Labels) {
 		t.Fatalf("val scores: %d files, %d classes, %d rows", len(vs.Files), len(vs.Classes), len(vs.Probs))
 	}

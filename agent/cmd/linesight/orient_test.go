@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"image"
 	"math"
-	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -72,19 +71,7 @@ func TestTrainOrientSmoke(t *testing.T) {
 	if !slices.Equal(in.Shape, []int64{-1, 1, 32, 48}) || in.Orient != inference.OrientLandscape || pkg.Manifest.Training.Extra["orient"] == "" {
 		t.Fatalf("manifest input %+v, training.extra %v: want shape [-1 1 32 48] and orient landscape", in, pkg.Manifest.Training.Extra)
 	}
-	var vs struct {
-		Labels []string    `json:"labels"`
-		Good   []string    `json:"good"`
-		Files  []string    `json:"files"`
-		Probs  [][]float64 `json:"probs"`
-	}
-	b, err := os.ReadFile(scores)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := json.Unmarshal(b, &vs); err != nil {
-		t.Fatal(err)
-	}
+	vs := readValScores(t, scores)
 	py := map[string]float64{}
 	for i, f := range vs.Files {
 		for j, l := range vs.Labels {
