@@ -218,7 +218,8 @@ func interpFlag(s string) gocv.InterpolationFlags {
 }
 
 // Preprocessor turns a gocv image into the model's float32 input with
-// OpenCV: ROI, gray conversion, resize, then channel order, normalisation
+// OpenCV: ROI, gray conversion, resize (and the quarter turn of orient
+// landscape), then channel order, normalisation
 // and layout in one pass. Its intermediate Mats are allocated on the first
 // frame and reused, so steady-state frames allocate nothing. It is not safe
 // for concurrent use (the engine gives each worker one). Close it.
