@@ -596,7 +596,7 @@ func TestPretrainedTrunk(t *testing.T) {
 	code, log := train(t, "--data", data, "--out", out, "--size", "32", "--epochs", "1",
 		"--samples-per-epoch", "32", "--batch", "16", "--calib-images", "16", "--seed", "5",
 		"--arch", "mnv2seg+segnet", "--ensemble", "2", "--width", "4", "--pretrained", backboneDir, "--freeze", "3",
-		"--pretrained-lr", "0.001", "--tta", "--synth-defects", "0.5")
+		"--pretrained-lr", "0.001", "--tta", "--synth-defects", "0.5", "--save-val-scores", filepath.Join(root, "val-scores.json"))
 	if code != 0 {
 		t.Fatalf("train.py: exit %d:\n%s", code, log)
 	}
@@ -632,6 +632,18 @@ func TestPretrainedTrunk(t *testing.T) {
 	count := `import onnx, sys; g = onnx.load(sys.argv[1]).graph; print(sum(n.name.endswith("_oq") for n in g.node))`
 	if b, err := exec.Command(trainPython, "-c", count, filepath.Join(out, "int8", "model.onnx")).CombinedOutput(); err != nil || strings.TrimSpace(string(b)) != "8" {
 		t.Errorf("int8 graph: %s projection outputs quantised, want 8 (%v)", strings.TrimSpace(string(b)), err)
+	}
+	// The trunk's right/bottom pads before its stride-2 convs are folded
+	// into those convs (lsmodel.fold_pads): no Pad op is left in either
+	// graph (in int8 one kept the conv before it in float), and the fp32
+	// graph still computes what PyTorch computes.
+	pads := `import onnx, sys; print(sum(n.op_type == "Pad" for f in sys.argv[1:] for n in onnx.load(f).graph.node))`
+	if b, err := exec.Command(trainPython, "-c", pads, filepath.Join(out, "model.onnx"), filepath.Join(out, "int8", "model.onnx")).CombinedOutput(); err != nil || strings.TrimSpace(string(b)) != "0" {
+		t.Errorf("%s Pad ops left in the graphs, want 0 (%v)", strings.TrimSpace(string(b)), err)
+	}
+	r := evalJSON(t, out, filepath.Join(out, "heldout", "val"))
+	if gap := maxScoreGap(t, readValScores(t, filepath.Join(root, "val-scores.json")), &r); gap > 1e-5 {
+		t.Errorf("fp32: P(good) of go and python differ by up to %.3g on the val parts", gap)
 	}
 
 	// The trunk's options with another architecture, or weights that are
