@@ -119,8 +119,8 @@ def input_content(gray, size, mode="stretch", interpolation=cv2.INTER_LINEAR, or
 
 def resize(gray, size, mode="stretch", pad=0, interpolation=cv2.INTER_LINEAR, orient="none"):
     """To W x H as the Go Preprocessor does: stretch, or letterbox (aspect
-    kept, centred, the rest pad), INTER_LINEAR; a portrait image turned
-    first with orient landscape."""
+    kept, centred, the rest pad), INTER_LINEAR; with orient landscape a
+    portrait image is resized to H x W and then turned."""
     img = input_content(gray, size, mode, interpolation, orient)
     if mode == "stretch":
         return img
