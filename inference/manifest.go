@@ -101,8 +101,8 @@ type ModelInfo struct {
 
 // Input is the graph's one input and the preprocessing that feeds it:
 // ROI, then conversion to gray (when Channels is gray), then resize per
-// Resize/Interpolation (and the quarter turn of Orient), then channel order, then x*Scale, then (x-Mean)/Std
-// per channel, written in Layout.
+// Resize/Interpolation (and the quarter turn of Orient), then channel
+// order, then x*Scale, then (x-Mean)/Std per channel, written in Layout.
 type Input struct {
 	Name          string    `json:"name"`
 	Shape         []int64   `json:"shape"`  // 4 dims; the batch may be -1

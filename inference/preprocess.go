@@ -112,6 +112,17 @@ func (g Geometry) ToSource(x, y float64) (float64, float64) {
 	return float64(g.ROI.Min.X) + u*float64(g.ROI.Dx()), float64(g.ROI.Min.Y) + v*float64(g.ROI.Dy())
 }
 
+// ToInput maps a point in source-image pixels to model-input pixels: the
+// inverse of ToSource.
+func (g Geometry) ToInput(x, y float64) (float64, float64) {
+	u := (x - float64(g.ROI.Min.X)) / float64(g.ROI.Dx())
+	v := (y - float64(g.ROI.Min.Y)) / float64(g.ROI.Dy())
+	if g.Rotated {
+		u, v = 1-v, u // the quarter turn clockwise
+	}
+	return float64(g.OffX) + u*float64(g.ResizedW), float64(g.OffY) + v*float64(g.ResizedH)
+}
+
 // resizeTo is the size the ROI is resized to before the turn, if any.
 func (g Geometry) resizeTo() (w, h int) {
 	if g.Rotated {
@@ -219,8 +230,7 @@ func interpFlag(s string) gocv.InterpolationFlags {
 
 // Preprocessor turns a gocv image into the model's float32 input with
 // OpenCV: ROI, gray conversion, resize (and the quarter turn of orient
-// landscape), then channel order, normalisation
-// and layout in one pass. Its intermediate Mats are allocated on the first
+// landscape), then channel order, normalisation and layout in one pass. Its intermediate Mats are allocated on the first
 // frame and reused, so steady-state frames allocate nothing. It is not safe
 // for concurrent use (the engine gives each worker one). Close it.
 type Preprocessor struct {

@@ -65,12 +65,16 @@ func TestGeometry(t *testing.T) {
 			if x, y := g.ToSource(tt.mx, tt.my); math.Abs(x-tt.sx) > 1e-9 || math.Abs(y-tt.sy) > 1e-9 {
 				t.Errorf("ToSource(%v,%v) = %v,%v, want %v,%v", tt.mx, tt.my, x, y, tt.sx, tt.sy)
 			}
+			if x, y := g.ToInput(tt.sx, tt.sy); math.Abs(x-tt.mx) > 1e-9 || math.Abs(y-tt.my) > 1e-9 {
+				t.Errorf("ToInput(%v,%v) = %v,%v, want %v,%v", tt.sx, tt.sy, x, y, tt.mx, tt.my)
+			}
 		})
 	}
 }
 
 // TestGeometryRotated: Orient landscape turns a portrait ROI a quarter
-// clockwise; the corners of the input map back to the source's.
+// clockwise; the corners of the input map back to the source's, and
+// ToInput maps them forward again.
 func TestGeometryRotated(t *testing.T) {
 	type pt struct{ mx, my, sx, sy float64 }
 	tests := []struct {
@@ -106,6 +110,9 @@ func TestGeometryRotated(t *testing.T) {
 			for _, q := range tt.pts {
 				if x, y := g.ToSource(q.mx, q.my); math.Abs(x-q.sx) > 1e-9 || math.Abs(y-q.sy) > 1e-9 {
 					t.Errorf("ToSource(%v,%v) = %v,%v, want %v,%v", q.mx, q.my, x, y, q.sx, q.sy)
+				}
+				if x, y := g.ToInput(q.sx, q.sy); math.Abs(x-q.mx) > 1e-9 || math.Abs(y-q.my) > 1e-9 {
+					t.Errorf("ToInput(%v,%v) = %v,%v, want %v,%v", q.sx, q.sy, x, y, q.mx, q.my)
 				}
 			}
 		})

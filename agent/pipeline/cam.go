@@ -445,14 +445,9 @@ func heatmapOver(res inference.Result, man *inference.Manifest, w, h int) *store
 	span := hi - lo
 	for j := range gh {
 		for i := range gw {
-			// The cell's centre across the frame (u, v in 0..1), where it
-			// lies in the model input, then in heatmap cells.
-			u, v := (float64(i)+0.5)/float64(gw), (float64(j)+0.5)/float64(gh)
-			if g.Rotated {
-				u, v = 1-v, u // the quarter turn clockwise
-			}
-			mx := float64(g.OffX) + u*float64(g.ResizedW)
-			my := float64(g.OffY) + v*float64(g.ResizedH)
+			// The cell's centre on the frame, where it lies in the model
+			// input, then in heatmap cells.
+			mx, my := g.ToInput((float64(i)+0.5)/float64(gw)*float64(w), (float64(j)+0.5)/float64(gh)*float64(h))
 			sx := min(max(int(mx/float64(inW)*float64(hm.W)), 0), hm.W-1)
 			sy := min(max(int(my/float64(inH)*float64(hm.H)), 0), hm.H-1)
 			val := hm.Data[sy*hm.W+sx]

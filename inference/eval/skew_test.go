@@ -138,13 +138,14 @@ func TestTrainingServingSkew(t *testing.T) {
 		{192, 128, inference.ResizeStretch, 0, inference.OrientLandscape},
 		{160, 96, inference.ResizeLetterbox, 114, inference.OrientLandscape},
 	} {
-		size := fmt.Sprintf("%dx%d", c.w, c.h)
+		dims := fmt.Sprintf("%dx%d", c.w, c.h)
+		size := dims // how the messages name the case
 		if c.orient != inference.OrientNone {
 			size += " " + c.orient
 		}
 		out := filepath.Join(t.TempDir(), "py.f32")
 		statsOut := filepath.Join(t.TempDir(), "py.stats")
-		args := append([]string{filepath.Join(repoRoot, "scripts", "train", "preprocess_dump.py"), "--size", fmt.Sprintf("%dx%d", c.w, c.h),
+		args := append([]string{filepath.Join(repoRoot, "scripts", "train", "preprocess_dump.py"), "--size", dims,
 			"--resize", c.resize, "--pad", strconv.Itoa(c.pad), "--orient", c.orient, "--out", out, "--stats", statsOut}, paths...)
 		if b, err := exec.Command(python, args...).CombinedOutput(); err != nil {
 			t.Fatalf("preprocess_dump: %v: %s", err, b)

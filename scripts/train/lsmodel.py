@@ -301,7 +301,7 @@ def export_fp32(serving, size, path):
 
 
 # ops a constant subgraph may hold (what torch 1.13 exports for a pad's amounts)
-_CONST_OPS = ("Constant", "ConstantOfShape", "Concat", "Reshape", "Slice", "Transpose", "Cast", "Unsqueeze", "Squeeze")
+_CONST_OPS = ("Constant", "ConstantOfShape", "Concat", "Reshape", "Slice", "Transpose", "Cast")
 
 
 def _const_value(name, prod, inits, memo):
@@ -340,12 +340,6 @@ def _const_value(name, prod, inits, memo):
                 val = np.transpose(ins[0], att.get("perm"))
             elif t == "Cast":
                 val = ins[0].astype(onnx.mapping.TENSOR_TYPE_TO_NP_TYPE[att["to"]])
-            elif t == "Unsqueeze":
-                val = ins[0]
-                for a in sorted(int(a) % (val.ndim + len(ins[1])) for a in ins[1]):
-                    val = np.expand_dims(val, a)
-            elif t == "Squeeze":
-                val = np.squeeze(ins[0], axis=tuple(int(a) for a in ins[1]) if len(ins) > 1 else None)
     memo[name] = val
     return val
 
