@@ -50,6 +50,10 @@ type Result struct {
 	Timings  Timings
 	// Batch is the number of frames that shared the run.
 	Batch int
+	// Views is the number of views scored: 1, or with input windows 1 +
+	// the ROI's windows. View is the one the result is of: 0 the whole
+	// ROI, k >= 1 window k (Geometry.ROI is its rectangle).
+	Views, View int
 }
 
 // Timings are the stages of one frame. Run is the batch's run time.

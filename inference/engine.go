@@ -277,7 +277,95 @@ func (m *model) retire() {
 // ends before the frame runs, or while it runs, the error wraps
 // ErrDeadline. Other errors wrap ErrBadInput, ErrShape, ErrNonFinite,
 // onnx.ErrRun or ErrClosed; none of them stops the engine.
+//
+// A model with input windows (Input.Windows) scores an elongated ROI's
+// windows too, side by side with the whole ROI (they share batches and
+// sessions like frames of other cameras), and the result is the view with
+// the lowest GoodScore; Stats stay the whole ROI's, as the reference
+// statistics are of whole parts. Any view's error is the frame's error.
 func (e *Engine) Run(ctx context.Context, in Frame) (Result, error) {
+	for range 2 {
+		wins := e.Manifest().Input.Windows.Of(frameROI(in))
+		if len(wins) == 0 {
+			return e.runView(ctx, in)
+		}
+		res, err := e.runWindows(ctx, in, wins)
+		if !errors.Is(err, errSwappedMidFrame) {
+			return res, err
+		}
+	}
+	return e.runView(ctx, in) // swapped twice within one frame: the whole view alone
+}
+
+// errSwappedMidFrame: a frame's views ran on two models (Swap between
+// them); Run scores the frame again.
+var errSwappedMidFrame = errors.New("model swapped between the views of one frame")
+
+// frameROI is in's ROI, the whole image when empty; empty when the image
+// is missing or the ROI leaves it (the whole view then reports why).
+func frameROI(in Frame) image.Rectangle {
+	if in.Image.Ptr() == nil || in.Image.Empty() {
+		return image.Rectangle{}
+	}
+	full := image.Rect(0, 0, in.Image.Cols(), in.Image.Rows())
+	if in.ROI.Empty() {
+		return full
+	}
+	if !in.ROI.In(full) {
+		return image.Rectangle{}
+	}
+	return in.ROI
+}
+
+// runWindows scores the whole view and the windows wins of in
+// concurrently and keeps the view with the lowest GoodScore.
+func (e *Engine) runWindows(ctx context.Context, in Frame, wins []image.Rectangle) (Result, error) {
+	t0 := time.Now()
+	res := make([]Result, 1+len(wins))
+	errs := make([]error, len(res))
+	var wg sync.WaitGroup
+	for k, w := range wins {
+		wg.Go(func() { res[k+1], errs[k+1] = e.runView(ctx, Frame{Image: in.Image, ROI: w}) })
+	}
+	res[0], errs[0] = e.runView(ctx, in)
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return Result{}, err
+	}
+	for _, r := range res[1:] {
+		if r.Version != res[0].Version || r.Model != res[0].Model {
+			return Result{}, errSwappedMidFrame
+		}
+	}
+	return worstView(res, time.Since(t0)), nil
+}
+
+// worstView combines the results of a frame's views (views[0] the whole
+// ROI): the one with the lowest GoodScore decides, with its scores,
+// heatmap and geometry; the stats and queueing are the whole view's;
+// preprocess, run and decode times are summed over the views (the work
+// the part cost) and Total is total (pure).
+func worstView(views []Result, total time.Duration) Result {
+	out := views[0]
+	for k, r := range views[1:] {
+		if r.GoodScore < out.GoodScore {
+			out = r
+			out.View = k + 1
+		}
+	}
+	out.Stats, out.Measured, out.Batch = views[0].Stats, views[0].Measured, views[0].Batch
+	out.Views = len(views)
+	out.Timings = Timings{Queue: views[0].Timings.Queue, Total: total}
+	for _, r := range views {
+		out.Timings.Preprocess += r.Timings.Preprocess
+		out.Timings.Run += r.Timings.Run
+		out.Timings.Decode += r.Timings.Decode
+	}
+	return out
+}
+
+// runView runs one view of a frame: in.ROI of in.Image.
+func (e *Engine) runView(ctx context.Context, in Frame) (Result, error) {
 	for {
 		if e.closed.Load() {
 			return Result{}, ErrClosed
@@ -526,7 +614,7 @@ func (m *model) decode(r *request, outs []onnx.Tensor, j, n int, g Geometry, run
 	t1 := time.Now()
 	man := m.pkg.Manifest
 	res := &r.res
-	res.Model, res.Version, res.Task, res.Provider, res.Batch = man.Name, man.Version, man.Task, m.provider, n
+	res.Model, res.Version, res.Task, res.Provider, res.Batch, res.Views = man.Name, man.Version, man.Task, m.provider, n, 1
 	res.Timings.Run = runTime
 	err := m.dec.decode(outs, j, g, res)
 	res.Timings.Decode = time.Since(t1)

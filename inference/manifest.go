@@ -115,6 +115,9 @@ type Input struct {
 	Scale         float64   `json:"scale"`                   // e.g. 1/255
 	Mean          []float64 `json:"mean,omitempty"`          // per channel in model channel order, after Scale; empty = 0
 	Std           []float64 `json:"std,omitempty"`           // empty = 1
+	// Windows: also score square windows along an elongated ROI; nil: the
+	// whole ROI only.
+	Windows *Windows `json:"windows,omitempty"`
 }
 
 // Output is one graph output LineSight reads and what it means.
@@ -440,6 +443,9 @@ func (m *Manifest) validateInput(v *validate.V) {
 	if in.Orient == OrientLandscape && h > w {
 		v.Add("orient", in.Orient, fmt.Sprintf("turns parts so their long side runs along the width, but the input is %dx%d (taller than wide): give a landscape shape (W >= H) or drop orient", w, h))
 	}
+	if in.Windows != nil {
+		m.validateWindows(v.At("windows"), h, w)
+	}
 	for _, f := range []struct {
 		name string
 		vals []float64
@@ -456,6 +462,22 @@ func (m *Manifest) validateInput(v *validate.V) {
 				v.Index(f.name, i).Add("", x, "must be finite (and > 0 for std)")
 			}
 		}
+	}
+}
+
+func (m *Manifest) validateWindows(v *validate.V, h, w int) {
+	ws := m.Input.Windows
+	if !(ws.Overlap >= 0 && ws.Overlap < 1) {
+		v.Add("overlap", ws.Overlap, "must be in [0, 1): the least overlap of neighbouring windows, a fraction of their side (e.g. 0.25)")
+	}
+	if !(ws.MinAspect >= 1) || math.IsInf(ws.MinAspect, 0) {
+		v.Add("min_aspect", ws.MinAspect, "must be a finite number >= 1: the long side over the short one from which a ROI gets windows (e.g. 1.3)")
+	}
+	if h > 0 && w > 0 && h != w {
+		v.Add("", fmt.Sprintf("%dx%d", w, h), "windows are square and need a square input (H = W); drop windows or export a square model")
+	}
+	if m.Task != TaskClassify && m.Task != TaskAnomaly {
+		v.Add("", m.Task, "windows decide a part on its lowest P(good): for classify and anomaly models, not "+m.Task)
 	}
 }
 

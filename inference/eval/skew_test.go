@@ -2,6 +2,7 @@ package eval
 
 import (
 	"encoding/binary"
+	"encoding/json"
 	"fmt"
 	"image"
 	"image/color"
@@ -216,5 +217,53 @@ func TestTrainingServingSkew(t *testing.T) {
 			}
 		}
 		pp.Close()
+	}
+}
+
+// TestWindowsMatchTraining: the Go engine cuts the same windows as
+// train.py trained and calibrated on (inference.Windows.Of against
+// lsdata.windows), over the data set's shapes and the edge cases of the
+// rule.
+func TestWindowsMatchTraining(t *testing.T) {
+	needPython(t, "cv2", "numpy")
+	type tc struct {
+		W, H      int
+		Overlap   float64
+		MinAspect float64
+	}
+	var cases []tc
+	for _, wh := range [][2]int{{616, 252}, {252, 616}, {611, 247}, {400, 400}, {259, 200}, {260, 200}, {300, 100}, {1000, 250}, {1, 5}, {703, 250}, {250, 703}, {1237, 411}} {
+		for _, p := range [][2]float64{{0.25, 1.3}, {0, 1}, {0.5, 1}, {0.9, 2}, {1.0 / 3, 1.5}} {
+			cases = append(cases, tc{wh[0], wh[1], p[0], p[1]})
+		}
+	}
+	in, err := json.Marshal(cases)
+	if err != nil {
+		t.Fatal(err)
+	}
+	script := `import json, sys; sys.path.insert(0, sys.argv[1]); import lsdata
+print(json.dumps([lsdata.windows(c["W"], c["H"], c["Overlap"], c["MinAspect"]) for c in json.loads(sys.argv[2])]))`
+	out, err := exec.Command(python, "-c", script, filepath.Join(repoRoot, "scripts", "train"), string(in)).Output()
+	if err != nil {
+		t.Fatalf("lsdata.windows: %v", err)
+	}
+	var py [][][3]int
+	if err := json.Unmarshal(out, &py); err != nil {
+		t.Fatalf("%v: %s", err, out)
+	}
+	some := 0
+	for i, c := range cases {
+		ws := &inference.Windows{Overlap: c.Overlap, MinAspect: c.MinAspect}
+		var got [][3]int
+		for _, r := range ws.Of(image.Rect(0, 0, c.W, c.H)) {
+			got = append(got, [3]int{r.Min.X, r.Min.Y, r.Dx()})
+		}
+		if fmt.Sprint(got) != fmt.Sprint(py[i]) && !(len(got) == 0 && len(py[i]) == 0) {
+			t.Errorf("%+v: Go %v, Python %v", c, got, py[i])
+		}
+		some += len(got)
+	}
+	if some < 100 {
+		t.Fatalf("only %d windows over %d cases: the cases do not exercise the rule", some, len(cases))
 	}
 }
