@@ -142,6 +142,55 @@ def content(shape, size, mode, orient="none"):
     return out
 
 
+def windows(w, h, overlap, min_aspect):
+    """inference.Windows: the square windows of a w x h image, each of its
+    short side, along its long side, overlapping by at least overlap (a
+    fraction of the side), the first and last flush with the ends; [] when
+    the long side is under min_aspect times the short one (the whole view is
+    enough). Each is (x, y, side) in image pixels."""
+    s, n_long = min(w, h), max(w, h)
+    if s < 1 or n_long == s or n_long < min_aspect * s:
+        return []
+    n = int(math.ceil((n_long - s) / (s * (1 - overlap)) - 1e-9)) + 1
+    out = []
+    for k in range(n):
+        o = _round(k * (n_long - s) / float(n - 1))
+        out.append((o, 0, s) if w >= h else (0, o, s))
+    return out
+
+
+def load_windows(root, files, size, overlap, min_aspect, masks=True):
+    """The windows of every file (windows()), each resized like a whole
+    image (stretch: a square window in a square input keeps its aspect);
+    returns (images uint8 [K, H, W], masks uint8 [K, H, W] in {0, 1} (all 0
+    where a file has no mask), has_mask bool [K], owner int [K]: the index
+    in files of the image a window was cut from)."""
+    W, H = wh(size)
+    imgs, mks, has, owner = [], [], [], []
+    for i, (rel, _) in enumerate(files):
+        g = read_gray(os.path.join(root, rel))
+        if g is None or g.size == 0:
+            raise DatasetError("cannot decode %s" % os.path.join(root, rel))
+        m = None
+        if masks:
+            mp = mask_path(os.path.join(root, rel))
+            m = cv2.imread(mp, cv2.IMREAD_GRAYSCALE) if mp else None
+            if m is not None and m.shape != g.shape:
+                m = None
+        for x, y, s in windows(g.shape[1], g.shape[0], overlap, min_aspect):
+            imgs.append(resize(g[y:y + s, x:x + s], size))
+            if m is not None:
+                mks.append(resize((m[y:y + s, x:x + s] > 127).astype(np.uint8) * 255, size) > 127)
+            else:
+                mks.append(np.zeros((H, W), bool))
+            has.append(m is not None)
+            owner.append(i)
+    if not imgs:
+        z = np.zeros((0, H, W), np.uint8)
+        return z, z.copy(), np.zeros(0, bool), np.zeros(0, np.int64)
+    return np.stack(imgs), np.stack(mks).astype(np.uint8), np.array(has), np.array(owner, np.int64)
+
+
 def mask_path(path):
     stem, _ = os.path.splitext(path)
     for ext in (".png", ".jpg", ".bmp"):

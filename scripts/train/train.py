@@ -148,6 +148,15 @@ def parse_args(argv):
                         "side) scaled back up; a defect image whose defect lies outside the crop becomes good "
                         "(needs masks; default 0)")
     p.add_argument("--crop-min", type=float, default=0.6, help="smallest crop side, as a fraction (default 0.6)")
+    p.add_argument("--windows", type=float, default=0.0, metavar="OVERLAP",
+                   help="square input: also score square windows of an elongated photo's short side along its long "
+                        "side (overlapping by at least OVERLAP of the side, e.g. 0.25), each resized to the input, "
+                        "so a thin defect keeps more pixels; the part's P(good) is the lowest of the whole view's "
+                        "and the windows' (the manifest's input.windows). Training adds the training photos' "
+                        "windows, relabelled by their masks (default 0: whole photos only)")
+    p.add_argument("--window-min-aspect", type=float, default=1.3, metavar="R",
+                   help="--windows: only photos whose long side is at least R times the short one get windows "
+                        "(default 1.3)")
     p.add_argument("--ema", type=float, default=0.0, metavar="D",
                    help="serve an exponential moving average of the weights (decay D per step, e.g. 0.998; "
                         "batch-norm statistics averaged too; default 0: the last weights)")
@@ -216,6 +225,16 @@ def parse_args(argv):
     a.seg = all(x in SEG_ARCHS for x in a.archs)
     if len(a.archs) > 1 and not a.seg:
         p.error("--arch %s: only segmentation architectures (%s) mix in one ensemble" % (a.arch, ", ".join(SEG_ARCHS)))
+    if a.windows:
+        if not 0 < a.windows < 1 or a.window_min_aspect < 1:
+            p.error("--windows must be in (0, 1) (the windows' overlap) and --window-min-aspect at least 1")
+        if a.size_w != a.size_h:
+            p.error("--windows scores square windows: give a square --size (e.g. 160), not %s" % a.size)
+        if not a.seg:
+            p.error("--windows needs the defect masks to label each window: use it with --arch segnet, plainseg "
+                    "or mnv2seg")
+        if a.folds:
+            p.error("--windows does not combine with --folds")
     if a.crop_prob > 0 and not a.seg:
         p.error("--crop-prob needs the defect masks: use it with --arch segnet, plainseg or mnv2seg")
     if not 0 <= a.ema < 1:
@@ -595,7 +614,7 @@ def arch_description(args, arch):
 
 
 def train_one(args, seed, X, y, k, class_w, progress_prefix, M=None, C=None, good_idx=(0,), chip_idx=-1, synth=None,
-              arch=None):
+              arch=None, view_w=None):
     arch = arch or args.archs[0]
     torch.manual_seed(seed)
     gen = torch.Generator().manual_seed(seed)
@@ -619,7 +638,10 @@ def train_one(args, seed, X, y, k, class_w, progress_prefix, M=None, C=None, goo
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=args.epochs * steps_per_epoch,
                                                 pct_start=0.15)
     counts = np.bincount(y, minlength=k).astype(np.float64)
-    samp_w = torch.tensor((1 / np.sqrt(np.maximum(counts, 1)))[y], dtype=torch.double)
+    samp_w = (1 / np.sqrt(np.maximum(counts, 1)))[y]
+    if view_w is not None:
+        samp_w = samp_w * view_w
+    samp_w = torch.tensor(samp_w, dtype=torch.double)
     loss_w = torch.tensor(class_w, dtype=torch.float32)
     Xt = torch.from_numpy(X)
     yt = torch.from_numpy(y).long()
@@ -713,6 +735,22 @@ def predict(serving, X):
     return torch.cat(outs) if outs else torch.zeros(0)
 
 
+def worst_view(whole, wins, owner, good_idx):
+    """The logits each photo is decided on when windows are scored (the Go
+    engine's rule, inference.Engine.Run): of its whole view and its windows
+    (wins[j] cut from photo owner[j]), the one with the lowest P(good)."""
+    out = whole.clone()
+    if len(wins) == 0:
+        return out
+    pg = lambda lo: torch.softmax(lo.float(), 1)[:, good_idx].sum(1)  # noqa: E731
+    best = pg(whole)
+    for j, (g, i) in enumerate(zip(pg(wins).tolist(), owner.tolist())):
+        if g < best[i]:
+            best[i] = g
+            out[i] = wins[j]
+    return out
+
+
 def evaluate(labels, good_idx, logits, y, pass_t=None, reject_t=None, args=None):
     prob = torch.softmax(logits.float(), 1).numpy().astype(np.float64)
     good = prob[:, good_idx].sum(1)
@@ -770,6 +808,8 @@ def write_package(d, args, labels, good, precision, onnx_path, metrics, rates_, 
         m["input"]["pad_value"] = args.pad
     if args.orient != "none":
         m["input"]["orient"] = args.orient
+    if args.windows:
+        m["input"]["windows"] = {"overlap": args.windows, "min_aspect": args.window_min_aspect}
     with open(os.path.join(d, "manifest.json"), "w") as f:
         json.dump(m, f, indent=2)
         f.write("\n")
@@ -868,6 +908,25 @@ def main(argv=None):
     counts = np.bincount(ytr, minlength=len(labels)).astype(np.float64)
     class_w = 1 / np.sqrt(np.maximum(counts, 1))
     class_w = class_w / (class_w * counts).sum() * counts.sum()
+    view_w, wva = None, None
+    if args.windows:
+        vfiles = parts["val"] or parts["train"]
+        wva = lsdata.load_windows(args.data, vfiles, args.size, args.windows, args.window_min_aspect, masks=False)
+        Xw, Mw, Hw, Ow = lsdata.load_windows(args.data, parts["train"], args.size, args.windows,
+                                             args.window_min_aspect)
+        yw = ytr[Ow].copy()
+        defect = ~np.isin(yw, good_idx)
+        keep = ~defect | Hw  # a defect photo without a mask: which window shows it cannot be told
+        yw[defect & (Mw.reshape(len(Mw), -1).max(1) == 0)] = good_idx[0]
+        Xw, Mw, yw, Ow = Xw[keep], Mw[keep], yw[keep], Ow[keep]
+        # a photo's windows together are drawn as often as the photo itself
+        per = np.bincount(Ow, minlength=len(ytr)).astype(np.float64)
+        view_w = np.concatenate([np.ones(len(ytr)), 1 / per[Ow]]) if len(Ow) else None
+        log("windows: %d of the %d training photos give %d windows (%d showing a defect), the val split %d" % (
+            int((per > 0).sum()), len(ytr), len(yw), int((~np.isin(yw, good_idx)).sum()), len(wva[0])))
+        Xtr, ytr = np.concatenate([Xtr, Xw]), np.concatenate([ytr, yw])
+        Mtr = np.concatenate([Mtr, Mw])
+        Ctr = np.concatenate([Ctr, np.ones_like(Mw)])
 
     # 2. training
     log("training %d network(s) on %d images at %dx%d, width %d, %d epochs, %d threads" % (
@@ -890,7 +949,7 @@ def main(argv=None):
         for e in range(args.ensemble):
             nets.append(train_one(args, args.seed + e, Xtr, ytr, len(labels), class_w,
                                   "[net %d/%d]" % (e + 1, args.ensemble), Mtr, Ctr, good_idx, chip_idx, synth,
-                                  args.archs[e % len(args.archs)]))
+                                  args.archs[e % len(args.archs)], view_w))
     train_s = time.time() - t_start
     serving = lsmodel.Serving(nets, args.tta).eval()
     if args.save_nets:
@@ -898,6 +957,8 @@ def main(argv=None):
 
     # 3. calibration and validation metrics (fp32)
     lv = oof if args.folds else predict(serving, Xva)
+    if wva is not None:
+        lv = worst_view(lv, predict(serving, wva[0]), wva[3], good_idx)
     bias = None
     if args.prior_fit:
         pg = torch.softmax(lv.float(), 1).numpy().astype(np.float64)[:, good_idx].sum(1)
@@ -971,7 +1032,11 @@ def main(argv=None):
     if args.group_exposures:
         ex["split_groups"] = ("a part's photos at several exposures kept in one split (names expE_num_N, N within %d, "
                               "E increasing)" % args.group_exposures)
-    if args.crop_prob:
+    if args.windows:
+        ex["windows"] = ("square windows of the short side along an elongated photo's long side (overlap >= %g, "
+                         "photos at least %g:1), scored beside the whole view; the lowest P(good) decides. Trained "
+                         "on the training photos' windows too (relabelled good where the mask misses them), drawn "
+                         "together as often as their photo" % (args.windows, args.window_min_aspect))
         ex["crop"] = ("%g of training images cropped to %g..1 of the side and scaled back; a defect image whose "
                       "defect is outside the crop relabelled good" % (args.crop_prob, args.crop_min))
     if args.synth_defects:
@@ -1027,6 +1092,9 @@ def main(argv=None):
                 lq[sel_e] = lsmodel.fake_quant_forward(f1, r1, xva[sel_e])[0]
         else:
             lq, _ = lsmodel.fake_quant_forward(fused, ranges, xva)
+            if wva is not None and len(wva[0]):
+                xw = torch.from_numpy(wva[0]).unsqueeze(1).float() / 255
+                lq = worst_view(lq, lsmodel.fake_quant_forward(fused, ranges, xw)[0], wva[3], good_idx)
         m8, r8, p8, j8, prob8 = evaluate(labels, good_idx, lq, yva, args=args)
         log("%s (int8 simulated): accuracy %.4f  thresholds pass %.6f reject %.6f -> automation %.4f  escape %.4f"
             "  false reject %.4f" % (calib_split, m8["accuracy"], p8, j8, r8["automation_rate"], r8["escape_rate"],

@@ -26,32 +26,7 @@ func TestTrainOrientSmoke(t *testing.T) {
 	needTorch(t)
 	root := t.TempDir()
 	data := synthSet(t, root, "6")
-	files, _ := filepath.Glob(filepath.Join(data, "*", "*.jpg"))
-	slices.Sort(files)
-	portrait := 0
-	for i, f := range files {
-		size := image.Pt(64, 40)
-		if i%2 == 1 {
-			size, portrait = image.Pt(40, 64), portrait+1
-		}
-		for _, p := range []string{f, strings.TrimSuffix(f, ".jpg") + "_mask.png"} {
-			m := gocv.IMRead(p, gocv.IMReadUnchanged)
-			if m.Empty() {
-				if p == f {
-					t.Fatalf("cannot read %s", p)
-				}
-				continue
-			}
-			r := gocv.NewMat()
-			gocv.Resize(m, &r, size, 0, 0, gocv.InterpolationLinear)
-			ok := gocv.IMWrite(p, r)
-			m.Close()
-			r.Close()
-			if !ok {
-				t.Fatalf("cannot write %s", p)
-			}
-		}
-	}
+	portrait := reshapeSet(t, data, image.Pt(64, 40))
 	out := filepath.Join(root, "model")
 	scores := filepath.Join(root, "val-scores.json")
 	code, log := train(t, "--data", data, "--out", out, "--size", "48x32", "--orient", "landscape", "--width", "4",
@@ -75,6 +50,39 @@ func TestTrainOrientSmoke(t *testing.T) {
 		t.Errorf("P(good) of go and python differ by up to %.3g on the val parts (%d of them crosswise in the set)", worst, portrait)
 	}
 	t.Logf("%d val parts: go and python P(good) within %.2g", len(r.Parts), worst)
+}
+
+// reshapeSet resizes every photo of the data set at data (and its mask)
+// to size, every second one (in name order) to size turned, and returns how
+// many were turned.
+func reshapeSet(t *testing.T, data string, size image.Point) (turned int) {
+	t.Helper()
+	files, _ := filepath.Glob(filepath.Join(data, "*", "*.jpg"))
+	slices.Sort(files)
+	for i, f := range files {
+		sz := size
+		if i%2 == 1 {
+			sz, turned = image.Pt(size.Y, size.X), turned+1
+		}
+		for _, p := range []string{f, strings.TrimSuffix(f, ".jpg") + "_mask.png"} {
+			m := gocv.IMRead(p, gocv.IMReadUnchanged)
+			if m.Empty() {
+				if p == f {
+					t.Fatalf("cannot read %s", p)
+				}
+				continue
+			}
+			r := gocv.NewMat()
+			gocv.Resize(m, &r, sz, 0, 0, gocv.InterpolationLinear)
+			ok := gocv.IMWrite(p, r)
+			m.Close()
+			r.Close()
+			if !ok {
+				t.Fatalf("cannot write %s", p)
+			}
+		}
+	}
+	return turned
 }
 
 // maxScoreGap is the largest difference between P(good) as train.py
