@@ -55,6 +55,9 @@ type BenchOptions struct {
 type BenchReport struct {
 	Model, Version, Precision, Provider string
 	Stages                              []Stage // preprocess, run, decode, end-to-end, opencv-dnn
+	// Views is the number of views the engine scored per frame end to end:
+	// 1, or with input windows 1 + the frame's windows.
+	Views int
 	// OpenCVErr says why OpenCV's DNN module could not run the model, if so.
 	OpenCVErr string
 	// OpenCVMaxDiff is the largest difference between ONNX Runtime's and
@@ -129,7 +132,11 @@ func Bench(rt *onnx.Runtime, pkg *Package, o BenchOptions) (*BenchReport, error)
 		return nil, fmt.Errorf("bench: %w", err)
 	}
 	defer e.Close()
-	if err := measure("end-to-end", func() error { _, err := e.Run(ctx, Frame{Image: frame}); return err }); err != nil {
+	if err := measure("end-to-end", func() error {
+		r, err := e.Run(ctx, Frame{Image: frame})
+		rep.Views = r.Views
+		return err
+	}); err != nil {
 		return nil, err
 	}
 	// OpenCV DNN on the same tensor.

@@ -7,11 +7,14 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
+
+	"gocv.io/x/gocv"
 
 	"github.com/linesight/linesight/inference"
 	"github.com/linesight/linesight/inference/onnx"
@@ -203,6 +206,9 @@ func printManifest(out io.Writer, pkg *inference.Package, sig *onnx.Signature) {
 	in := m.Input
 	p("input", "%s %v %s %s", in.Name, in.Shape, in.Layout, in.Channels)
 	p("preprocess", "resize %s (%s), orient %s, pad %g, scale %g, mean %v, std %v", in.Resize, in.Interpolation, in.Orient, in.PadValue, in.Scale, in.Mean, in.Std)
+	if w := in.Windows; w != nil {
+		p("windows", "a ROI at least %g:1 is also scored in squares of its short side along its long side (overlap >= %g); the lowest P(good) decides", w.MinAspect, w.Overlap)
+	}
 	for _, o := range m.Outputs {
 		g, _ := sig.Output(o.Name)
 		extra := ""
@@ -277,6 +283,7 @@ func modelBenchCmd(ctx context.Context, stdio Stdio, args []string) error {
 	fallback := fs.Bool("fallback", false, "fall back to cpu when the provider cannot start")
 	asJSON := fs.Bool("json", false, "print the reports as JSON")
 	opencv := fs.Bool("opencv", false, "also run the graph with OpenCV's DNN module (gocv ReadNetFromONNX); OpenCV 4.6 aborts the process on graphs it cannot import")
+	framePath := fs.String("frame", "", "benchmark on this image (e.g. a part photo; a model with input windows scores an elongated one in several views); default a 640x480 BGR test frame")
 	bare := bareFlags(fs)
 	if err := parseFlags(fs, args); err != nil {
 		return err
@@ -293,6 +300,16 @@ func modelBenchCmd(ctx context.Context, stdio Stdio, args []string) error {
 		return &cli.UsageError{Err: err}
 	}
 	defer rt.Close()
+	frame, frameDesc := gocv.NewMat(), "640x480 BGR test frame"
+	defer frame.Close()
+	if *framePath != "" {
+		frame.Close()
+		frame = gocv.IMRead(*framePath, gocv.IMReadColor)
+		if frame.Empty() {
+			return &cli.UsageError{Err: fmt.Errorf("--frame %s: not an image OpenCV can decode; give a JPEG, PNG or BMP file", *framePath)}
+		}
+		frameDesc = fmt.Sprintf("%dx%d frame %s", frame.Cols(), frame.Rows(), filepath.Base(*framePath))
+	}
 	var reps []*inference.BenchReport
 	for _, path := range fs.Args() {
 		pkg, err := inference.Load(rt, path, bo)
@@ -302,7 +319,7 @@ func modelBenchCmd(ctx context.Context, stdio Stdio, args []string) error {
 		for _, a := range pkg.Assumed {
 			fmt.Fprintf(stdio.Err, "%s: assumed %s\n", path, a)
 		}
-		rep, err := inference.Bench(rt, pkg, inference.BenchOptions{N: *n, OpenCV: *opencv,
+		rep, err := inference.Bench(rt, pkg, inference.BenchOptions{N: *n, OpenCV: *opencv, Frame: frame,
 			Options: onnx.Options{Provider: *provider, Fallback: *fallback, IntraOpThreads: *threads, InterOpThreads: 1, Sessions: 1}})
 		if err != nil {
 			return fmt.Errorf("%s: %w", path, err)
@@ -318,12 +335,16 @@ func modelBenchCmd(ctx context.Context, stdio Stdio, args []string) error {
 		return enc.Encode(reps)
 	}
 	host, _ := os.Hostname()
-	fmt.Fprintf(stdio.Out, "machine: %s, %s; %d frames per stage, 640x480 BGR frame, batch 1, threads %d\n\n", host, machineSummary(), *n, *threads)
+	fmt.Fprintf(stdio.Out, "machine: %s, %s; %d frames per stage, %s, batch 1, threads %d\n\n", host, machineSummary(), *n, frameDesc, *threads)
 	w := tabwriter.NewWriter(stdio.Out, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(w, "model\tprecision\tprovider\tstage\tp50\tp99\tframes/s\t")
 	for _, r := range reps {
 		for _, s := range r.Stages {
-			fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%.0f\t\n", r.Model, r.Precision, r.Provider, s.Name, fmtDur(s.P50), fmtDur(s.P99), s.PerSecond)
+			name := s.Name
+			if name == "end-to-end" && r.Views > 1 {
+				name = fmt.Sprintf("end-to-end (%d views)", r.Views)
+			}
+			fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%.0f\t\n", r.Model, r.Precision, r.Provider, name, fmtDur(s.P50), fmtDur(s.P99), s.PerSecond)
 		}
 		if r.OpenCVErr != "" && *opencv {
 			fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t\t\t\n", r.Model, r.Precision, "opencv", "opencv-dnn run", "n/a")
