@@ -419,7 +419,11 @@ func (p *Pipeline) alarm(e Event) {
 // heatmapOver resamples the engine's heatmap (model-input pixels) onto a
 // grid covering the w x h frame, quantised to 0..255: the heatmap's own
 // size, or its transpose where the model saw the ROI turned a quarter
-// (Geometry.Rotated), so that the grid lies as the frame does.
+// (Geometry.Rotated), so that the grid lies as the frame does. Where the
+// model saw only part of the frame (a camera ROI, or the window of an
+// elongated part that decided it, Result.View), the grid is finer by the
+// frame's size over the ROI's (at most 4x), so that the ROI keeps the
+// map's resolution, and cells outside the ROI are 0.
 func heatmapOver(res inference.Result, man *inference.Manifest, w, h int) *store.Heatmap {
 	hm := res.Heatmap
 	if hm == nil || hm.W <= 0 || hm.H <= 0 || len(hm.Data) < hm.W*hm.H || w <= 0 || h <= 0 {
@@ -441,13 +445,23 @@ func heatmapOver(res inference.Result, man *inference.Manifest, w, h int) *store
 	if g.Rotated {
 		gw, gh = hm.H, hm.W
 	}
+	roi := g.ROI
+	if roi.Empty() {
+		roi = image.Rect(0, 0, w, h)
+	}
+	gw = min(int(math.Ceil(float64(gw)*float64(w)/float64(roi.Dx())-1e-9)), 4*gw)
+	gh = min(int(math.Ceil(float64(gh)*float64(h)/float64(roi.Dy())-1e-9)), 4*gh)
 	out := &store.Heatmap{W: gw, H: gh, V: make([]byte, gw*gh)}
 	span := hi - lo
 	for j := range gh {
 		for i := range gw {
 			// The cell's centre on the frame, where it lies in the model
 			// input, then in heatmap cells.
-			mx, my := g.ToInput((float64(i)+0.5)/float64(gw)*float64(w), (float64(j)+0.5)/float64(gh)*float64(h))
+			fx, fy := (float64(i)+0.5)/float64(gw)*float64(w), (float64(j)+0.5)/float64(gh)*float64(h)
+			if fx < float64(roi.Min.X) || fx >= float64(roi.Max.X) || fy < float64(roi.Min.Y) || fy >= float64(roi.Max.Y) {
+				continue // outside what the model saw
+			}
+			mx, my := g.ToInput(fx, fy)
 			sx := min(max(int(mx/float64(inW)*float64(hm.W)), 0), hm.W-1)
 			sy := min(max(int(my/float64(inH)*float64(hm.H)), 0), hm.H-1)
 			val := hm.Data[sy*hm.W+sx]

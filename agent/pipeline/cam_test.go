@@ -26,22 +26,35 @@ func TestHeatmapOver(t *testing.T) {
 	tests := []struct {
 		name string
 		spec inference.Preprocess
-		w, h int // frame
+		w, h int             // frame
+		roi  image.Rectangle // empty: the whole frame
 		gw   int
 		want []byte
 	}{
-		{"stretch", inference.Preprocess{Width: 64, Height: 32, Resize: inference.ResizeStretch}, 200, 100, 4,
+		{"stretch", inference.Preprocess{Width: 64, Height: 32, Resize: inference.ResizeStretch}, 200, 100, image.Rectangle{}, 4,
 			q(0, 1, 2, 3, 4, 5, 6, 7)},
+		// the right half of the frame decided (a window): a grid twice as
+		// wide, the map on the right half, nothing on the left
+		{"window", inference.Preprocess{Width: 64, Height: 32, Resize: inference.ResizeStretch}, 200, 100, image.Rect(100, 0, 200, 100), 8,
+			[]byte{0, 0, 0, 0, 0, 36, 73, 109, 0, 0, 0, 0, 146, 182, 219, 255}},
+		// a ROI a tenth of the frame: the grid grows at most fourfold, so the
+		// ROI gets two cells (centres at 30 % and 94 % of its width)
+		{"small ROI", inference.Preprocess{Width: 64, Height: 32, Resize: inference.ResizeStretch}, 200, 100, image.Rect(0, 0, 20, 100), 16,
+			append(append(q(1, 3), make([]byte, 14)...), append(q(5, 7), make([]byte, 14)...)...)},
 		// the 100x100 frame fills the middle 32x32 of the input: columns 1 and 2
-		{"letterbox", inference.Preprocess{Width: 64, Height: 32, Resize: inference.ResizeLetterbox}, 100, 100, 4,
+		{"letterbox", inference.Preprocess{Width: 64, Height: 32, Resize: inference.ResizeLetterbox}, 100, 100, image.Rectangle{}, 4,
 			q(1, 1, 2, 2, 5, 5, 6, 6)},
 		// a portrait frame, turned clockwise for the model: the map turned back
-		{"rotated", inference.Preprocess{Width: 64, Height: 32, Resize: inference.ResizeStretch, Orient: inference.OrientLandscape}, 100, 200, 2,
+		{"rotated", inference.Preprocess{Width: 64, Height: 32, Resize: inference.ResizeStretch, Orient: inference.OrientLandscape}, 100, 200, image.Rectangle{}, 2,
 			q(3, 7, 2, 6, 1, 5, 0, 4)},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			res := inference.Result{Heatmap: hm, Geometry: tt.spec.Geometry(image.Rect(0, 0, tt.w, tt.h))}
+			roi := tt.roi
+			if roi.Empty() {
+				roi = image.Rect(0, 0, tt.w, tt.h)
+			}
+			res := inference.Result{Heatmap: hm, Geometry: tt.spec.Geometry(roi)}
 			got := heatmapOver(res, man, tt.w, tt.h)
 			if got == nil {
 				t.Fatal("no heatmap")
