@@ -1037,6 +1037,7 @@ def main(argv=None):
                          "photos at least %g:1), scored beside the whole view; the lowest P(good) decides. Trained "
                          "on the training photos' windows too (relabelled good where the mask misses them), drawn "
                          "together as often as their photo" % (args.windows, args.window_min_aspect))
+    if args.crop_prob:
         ex["crop"] = ("%g of training images cropped to %g..1 of the side and scaled back; a defect image whose "
                       "defect is outside the crop relabelled good" % (args.crop_prob, args.crop_min))
     if args.synth_defects:
