@@ -23,16 +23,44 @@ import (
 // 1e-5 on every part (7e-8 here), which a missing turn breaks (4e-3 when
 // the engine was made to skip it).
 func TestTrainOrientSmoke(t *testing.T) {
+	st := trainShaped(t, image.Pt(64, 40), "--size", "48x32", "--orient", "landscape", "--transplant", "0.5")
+	in := st.pkg.Manifest.Input
+	if !slices.Equal(in.Shape, []int64{-1, 1, 32, 48}) || in.Orient != inference.OrientLandscape || st.pkg.Manifest.Training.Extra["orient"] == "" {
+		t.Fatalf("manifest input %+v, training.extra %v: want shape [-1 1 32 48] and orient landscape", in, st.pkg.Manifest.Training.Extra)
+	}
+	r := evalJSON(t, st.out, filepath.Join(st.out, "heldout", "val"))
+	worst := maxScoreGap(t, st.val, &r)
+	if worst > 1e-5 {
+		t.Errorf("P(good) of go and python differ by up to %.3g on the val parts (%d of them crosswise in the set)", worst, st.turned)
+	}
+	t.Logf("%d val parts: go and python P(good) within %.2g", len(r.Parts), worst)
+}
+
+// shaped is a tiny model trained by trainShaped.
+type shaped struct {
+	out    string             // the package
+	pkg    *inference.Package // loaded
+	val    valScores          // train.py's P(good) of the val parts (--save-val-scores)
+	turned int                // photos of the set photographed crosswise
+}
+
+// trainShaped trains a tiny network (segnet, 4-flip TTA, 2 short epochs,
+// fp32) on a synthetic set of parts photographed at size, every second one
+// crosswise (reshapeSet), with the real recipe's augmentations that draw
+// on the image's sides (chipped edges, synthetic defects, crops) and the
+// flags extra, and loads the package.
+func trainShaped(t *testing.T, size image.Point, extra ...string) shaped {
+	t.Helper()
 	needTorch(t)
 	root := t.TempDir()
 	data := synthSet(t, root, "6")
-	portrait := reshapeSet(t, data, image.Pt(64, 40))
+	turned := reshapeSet(t, data, size)
 	out := filepath.Join(root, "model")
 	scores := filepath.Join(root, "val-scores.json")
-	code, log := train(t, "--data", data, "--out", out, "--size", "48x32", "--orient", "landscape", "--width", "4",
-		"--epochs", "2", "--samples-per-epoch", "128", "--batch", "16", "--calib-images", "16", "--seed", "5", "--no-int8",
-		"--arch", "segnet", "--tta", "--edge-chips", "0.5", "--synth-defects", "0.5", "--transplant", "0.5", "--crop-prob", "0.5",
-		"--save-val-scores", scores)
+	args := append([]string{"--data", data, "--out", out, "--width", "4", "--epochs", "2", "--samples-per-epoch", "128",
+		"--batch", "16", "--calib-images", "16", "--seed", "5", "--no-int8", "--arch", "segnet", "--tta",
+		"--edge-chips", "0.5", "--synth-defects", "0.5", "--crop-prob", "0.5", "--save-val-scores", scores}, extra...)
+	code, log := train(t, args...)
 	if code != 0 {
 		t.Fatalf("train.py: exit %d:\n%s", code, log)
 	}
@@ -40,16 +68,7 @@ func TestTrainOrientSmoke(t *testing.T) {
 	if err != nil {
 		t.Fatalf("load: %v", err)
 	}
-	in := pkg.Manifest.Input
-	if !slices.Equal(in.Shape, []int64{-1, 1, 32, 48}) || in.Orient != inference.OrientLandscape || pkg.Manifest.Training.Extra["orient"] == "" {
-		t.Fatalf("manifest input %+v, training.extra %v: want shape [-1 1 32 48] and orient landscape", in, pkg.Manifest.Training.Extra)
-	}
-	r := evalJSON(t, out, filepath.Join(out, "heldout", "val"))
-	worst := maxScoreGap(t, readValScores(t, scores), &r)
-	if worst > 1e-5 {
-		t.Errorf("P(good) of go and python differ by up to %.3g on the val parts (%d of them crosswise in the set)", worst, portrait)
-	}
-	t.Logf("%d val parts: go and python P(good) within %.2g", len(r.Parts), worst)
+	return shaped{out: out, pkg: pkg, val: readValScores(t, scores), turned: turned}
 }
 
 // reshapeSet resizes every photo of the data set at data (and its mask)

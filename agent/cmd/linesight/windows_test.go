@@ -17,27 +17,12 @@ import (
 // calibrated on (its worst view per part) to 1e-5; the same package with
 // the windows dropped must not (the windows decide some parts).
 func TestTrainWindowsSmoke(t *testing.T) {
-	needTorch(t)
-	root := t.TempDir()
-	data := synthSet(t, root, "6")
-	reshapeSet(t, data, image.Pt(96, 32))
-	out := filepath.Join(root, "model")
-	scores := filepath.Join(root, "val-scores.json")
-	code, log := train(t, "--data", data, "--out", out, "--size", "32", "--windows", "0.25", "--width", "4",
-		"--epochs", "2", "--samples-per-epoch", "128", "--batch", "16", "--calib-images", "16", "--seed", "5", "--no-int8",
-		"--arch", "segnet", "--tta", "--edge-chips", "0.5", "--synth-defects", "0.5", "--crop-prob", "0.5",
-		"--save-val-scores", scores)
-	if code != 0 {
-		t.Fatalf("train.py: exit %d:\n%s", code, log)
+	st := trainShaped(t, image.Pt(96, 32), "--size", "32", "--windows", "0.25")
+	out, m := st.out, st.pkg.Manifest
+	if w := m.Input.Windows; w == nil || w.Overlap != 0.25 || w.MinAspect != 1.3 || m.Training.Extra["windows"] == "" {
+		t.Fatalf("manifest input windows %+v, training.extra %v: want overlap 0.25, min_aspect 1.3", w, m.Training.Extra)
 	}
-	pkg, err := inference.LoadPackage(out)
-	if err != nil {
-		t.Fatalf("load: %v", err)
-	}
-	if w := pkg.Manifest.Input.Windows; w == nil || w.Overlap != 0.25 || w.MinAspect != 1.3 || pkg.Manifest.Training.Extra["windows"] == "" {
-		t.Fatalf("manifest input windows %+v, training.extra %v: want overlap 0.25, min_aspect 1.3", w, pkg.Manifest.Training.Extra)
-	}
-	vs := readValScores(t, scores)
+	vs := st.val
 	r := evalJSON(t, out, filepath.Join(out, "heldout", "val"))
 	if worst := maxScoreGap(t, vs, &r); worst > 1e-5 {
 		t.Errorf("P(good) of go and python differ by up to %.3g on the %d val parts", worst, len(r.Parts))
