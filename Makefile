@@ -87,13 +87,13 @@ OUT ?= $(MODEL_WORK)/tiles
 # lines and patches of changed texture on 15 %, 4-flip TTA, channels-last
 # training; a photo at least twice as long as wide also scored in square
 # windows of its short side (overlap >= 25 %), the worst view deciding;
-# P(good) refitted on val (prior fit) before the thresholds; --threads 2
-# as measured (another thread count gives other, equally seeded, weights)
+# --threads 2 as measured (another thread count gives other, equally
+# seeded, weights)
 BACKBONE := .cache/backbone/mobilenet_v2
 TILES_TRAIN_FLAGS ?= --size 160 --width 16 --epochs 24 --samples-per-epoch 2048 --seed 1 --tta \
 	--arch mnv2seg+segnet --pretrained $(BACKBONE) --freeze 3 --pretrained-lr 1e-3 \
 	--resize stretch --balance full --defect-weight 1 --edge-chips 0.1 --synth-defects 0.15 --channels-last \
-	--windows 0.25 --window-min-aspect 2 --prior-fit --ensemble 2 --threads 2
+	--windows 0.25 --window-min-aspect 2 --ensemble 2 --threads 2
 # a tile's photos are named expE_num_N with N a few dozen apart: N within
 # 600 of the previous photo and E rising is one tile (240 tiles)
 TILES_PARTS_FLAGS ?= --group-exposures 600
