@@ -329,8 +329,10 @@ func (e *Engine) runWindows(ctx context.Context, in Frame, wins []image.Rectangl
 	}
 	res[0], errs[0] = e.runView(ctx, in)
 	wg.Wait()
-	if err := errors.Join(errs...); err != nil {
-		return Result{}, err
+	for _, err := range errs {
+		if err != nil {
+			return Result{}, err // the whole view's first: the views share their causes
+		}
 	}
 	for _, r := range res[1:] {
 		if r.Version != res[0].Version || r.Model != res[0].Model {
