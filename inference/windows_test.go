@@ -5,6 +5,7 @@ import (
 	"errors"
 	"image"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -148,6 +149,12 @@ func TestEngineWindows(t *testing.T) {
 		sq, err := e.Run(context.Background(), Frame{Image: mat, ROI: image.Rect(0, 0, 110, 100)})
 		if err != nil || sq.Views != 1 || sq.View != 0 {
 			t.Errorf("square ROI: views %d view %d err %v", sq.Views, sq.View, err)
+		}
+		// A frame out of time fails once, as a deadline.
+		done, cancel := context.WithCancel(context.Background())
+		cancel()
+		if _, err := e.Run(done, Frame{Image: mat, ROI: roi}); !errors.Is(err, ErrDeadline) || strings.Count(err.Error(), "deadline") > 1 {
+			t.Errorf("cancelled frame: %v", err)
 		}
 		// Bad input still says what was wrong.
 		if _, err := e.Run(context.Background(), Frame{Image: mat, ROI: image.Rect(0, 0, 900, 100)}); !errors.Is(err, ErrBadInput) {
