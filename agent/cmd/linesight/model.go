@@ -300,11 +300,11 @@ func modelBenchCmd(ctx context.Context, stdio Stdio, args []string) error {
 		return &cli.UsageError{Err: err}
 	}
 	defer rt.Close()
-	frame, frameDesc := gocv.NewMat(), "640x480 BGR test frame"
-	defer frame.Close()
+	var frame gocv.Mat // zero: Bench makes its test frame
+	frameDesc := "640x480 BGR test frame"
 	if *framePath != "" {
-		frame.Close()
 		frame = gocv.IMRead(*framePath, gocv.IMReadColor)
+		defer frame.Close()
 		if frame.Empty() {
 			return &cli.UsageError{Err: fmt.Errorf("--frame %s: not an image OpenCV can decode; give a JPEG, PNG or BMP file", *framePath)}
 		}

@@ -3,10 +3,14 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
+	"gocv.io/x/gocv"
+
+	"github.com/linesight/linesight/inference"
 	"github.com/linesight/linesight/internal/cli"
 )
 
@@ -55,5 +59,38 @@ func TestModelBench(t *testing.T) {
 	}
 	if len(reps) != 2 || reps[0].Precision == reps[1].Precision {
 		t.Errorf("want fp32 and int8 reports side by side, got %+v", reps)
+	}
+}
+
+// TestModelBenchFrame benchmarks a model with input windows on an
+// elongated photo (300x100: the whole and four windows): the end-to-end
+// stage scores the photo's views, and the report says how many; a file that is no image is a usage error.
+func TestModelBenchFrame(t *testing.T) {
+	pkg := editedCopy(t, filepath.Join(testModels, "classify"), func(m *inference.Manifest) {
+		m.Input.Windows = &inference.Windows{Overlap: 0.25, MinAspect: 1.3}
+	})
+	dir := t.TempDir()
+	photo := filepath.Join(dir, "part.png")
+	img := gocv.NewMatWithSizeFromScalar(gocv.NewScalar(90, 120, 150, 0), 100, 300, gocv.MatTypeCV8UC3)
+	ok := gocv.IMWrite(photo, img)
+	img.Close()
+	if !ok {
+		t.Fatal("cannot write the photo")
+	}
+	code, out, errs := runMain(context.Background(), "", "model", "bench", "-n", "3", "-frame", photo, pkg)
+	if code != 0 {
+		t.Fatalf("bench: exit %d\n%s", code, errs)
+	}
+	for _, want := range []string{"300x100 frame part.png", "end-to-end (5 views)"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("bench output lacks %q:\n%s", want, out)
+		}
+	}
+	notImage := filepath.Join(dir, "notes.txt")
+	if err := os.WriteFile(notImage, []byte("not a photo"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if code, _, errs := runMain(context.Background(), "", "model", "bench", "-frame", notImage, pkg); code != cli.ExitUsage || !strings.Contains(errs, "notes.txt: not an image") {
+		t.Errorf("bench -frame notes.txt: exit %d, want 2 naming the file:\n%s", code, errs)
 	}
 }
