@@ -86,6 +86,9 @@ func TestModelBenchFrame(t *testing.T) {
 			t.Errorf("bench output lacks %q:\n%s", want, out)
 		}
 	}
+	if _, out, _ := runMain(context.Background(), "", "model", "inspect", pkg); !strings.Contains(out, "a ROI at least 1.3:1 is also scored in squares") {
+		t.Errorf("inspect does not describe the windows:\n%s", out)
+	}
 	notImage := filepath.Join(dir, "notes.txt")
 	if err := os.WriteFile(notImage, []byte("not a photo"), 0o644); err != nil {
 		t.Fatal(err)
