@@ -15,7 +15,9 @@ image taller than wide is resized to the input's H x W and then turned a
 quarter clockwise (cv2.rotate ROTATE_90_CLOCKWISE, gocv.Rotate90Clockwise),
 so that its long side lies along the input's width. A size is an int (a
 square input) or a (W, H) pair. Per-image standardisation is
-inside the ONNX graph, so Go and Python cannot disagree about it.
+inside the ONNX graph, so Go and Python cannot disagree about it. windows()
+cuts an elongated photo's square windows as inference.Windows.Of does
+(the manifest's input.windows).
 """
 import hashlib
 import math
