@@ -82,14 +82,16 @@ type model struct {
 }
 
 type request struct {
-	ctx  context.Context
-	in   Frame
-	enq  time.Time
-	res  Result
-	err  error
-	done chan struct{}
-	slot *slot    // batch 1: the input buffer the frame was written into
-	geo  Geometry // batch 1: its geometry
+	ctx context.Context
+	in  Frame
+	// window: a window of a frame (Input.Windows), not measured
+	window bool
+	enq    time.Time
+	res    Result
+	err    error
+	done   chan struct{}
+	slot   *slot    // batch 1: the input buffer the frame was written into
+	geo    Geometry // batch 1: its geometry
 	// batch 1: a copy of the run's outputs and its duration, decoded on
 	// the caller's goroutine so that the session's thread goes straight
 	// back to running (kept with the pooled request, reused).
@@ -285,16 +287,20 @@ func (m *model) retire() {
 // statistics are of whole parts. Any view's error is the frame's error.
 func (e *Engine) Run(ctx context.Context, in Frame) (Result, error) {
 	for range 2 {
-		wins := e.Manifest().Input.Windows.Of(frameROI(in))
+		ws := e.Manifest().Input.Windows
+		if ws == nil {
+			return e.runView(ctx, in, true)
+		}
+		wins := ws.Of(frameROI(in))
 		if len(wins) == 0 {
-			return e.runView(ctx, in)
+			return e.runView(ctx, in, true)
 		}
 		res, err := e.runWindows(ctx, in, wins)
 		if !errors.Is(err, errSwappedMidFrame) {
 			return res, err
 		}
 	}
-	return e.runView(ctx, in) // swapped twice within one frame: the whole view alone
+	return e.runView(ctx, in, true) // swapped twice within one frame: the whole view alone
 }
 
 // errSwappedMidFrame: a frame's views ran on two models (Swap between
@@ -325,9 +331,9 @@ func (e *Engine) runWindows(ctx context.Context, in Frame, wins []image.Rectangl
 	errs := make([]error, len(res))
 	var wg sync.WaitGroup
 	for k, w := range wins {
-		wg.Go(func() { res[k+1], errs[k+1] = e.runView(ctx, Frame{Image: in.Image, ROI: w}) })
+		wg.Go(func() { res[k+1], errs[k+1] = e.runView(ctx, Frame{Image: in.Image, ROI: w}, false) })
 	}
-	res[0], errs[0] = e.runView(ctx, in)
+	res[0], errs[0] = e.runView(ctx, in, true)
 	wg.Wait()
 	for _, err := range errs {
 		if err != nil {
@@ -366,8 +372,10 @@ func worstView(views []Result, total time.Duration) Result {
 	return out
 }
 
-// runView runs one view of a frame: in.ROI of in.Image.
-func (e *Engine) runView(ctx context.Context, in Frame) (Result, error) {
+// runView runs one view of a frame: in.ROI of in.Image. whole: the view
+// is the frame's ROI, whose input statistics are measured (when the
+// reference is of the input); a window's would be thrown away.
+func (e *Engine) runView(ctx context.Context, in Frame, whole bool) (Result, error) {
 	for {
 		if e.closed.Load() {
 			return Result{}, ErrClosed
@@ -382,7 +390,7 @@ func (e *Engine) runView(ctx context.Context, in Frame) (Result, error) {
 			continue // swapped out just now: run on the new model
 		}
 		req := e.reqs.Get().(*request)
-		req.ctx, req.in, req.enq, req.res, req.err = ctx, in, time.Now(), Result{}, nil
+		req.ctx, req.in, req.enq, req.res, req.err, req.window = ctx, in, time.Now(), Result{}, nil, !whole
 		if m.batch == 1 {
 			err := m.runSingle(req)
 			m.gate.RUnlock()
@@ -588,7 +596,7 @@ func copyOutputs(dst, src []onnx.Tensor) []onnx.Tensor {
 // preprocess writes r's frame into dst with pp, measuring it too when the
 // model's reference is of its input.
 func (m *model) preprocess(pp *Preprocessor, r *request, dst []float32) (Geometry, error) {
-	if !m.measure {
+	if !m.measure || r.window {
 		return pp.Run(r.in.Image, r.in.ROI, dst)
 	}
 	g, st, err := pp.RunMeasured(r.in.Image, r.in.ROI, dst)

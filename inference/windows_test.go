@@ -106,11 +106,21 @@ func TestWorstView(t *testing.T) {
 func TestEngineWindows(t *testing.T) {
 	rt := openRuntime(t)
 	ws := &Windows{Overlap: 0.25, MinAspect: 1.3}
+	onInput := func(m *Manifest) { // the engine measures each frame's input statistics
+		ref := *m.Reference
+		ref.Measured = MeasuredInput
+		m.Reference = &ref
+	}
 	dir := copyPackage(t, modelDir("classify"), func(m *Manifest, model []byte) []byte {
+		onInput(m)
 		m.Input.Windows = ws
 		return model
 	})
-	plain := openEngine(t, rt, modelDir("classify"), Config{})
+	plainDir := copyPackage(t, modelDir("classify"), func(m *Manifest, model []byte) []byte {
+		onInput(m)
+		return model
+	})
+	plain := openEngine(t, rt, plainDir, Config{})
 	mat, _ := testImage(t, 300, 110, 3, 5)
 	roi := image.Rect(20, 10, 260, 90) // 240x80: four 80-pixel windows
 	wins := ws.Of(roi)
@@ -136,6 +146,9 @@ func TestEngineWindows(t *testing.T) {
 			got.GoodScore != want.GoodScore || got.TopLabel != want.TopLabel {
 			t.Errorf("batch %d: view %d of %d, geometry %+v, scores %v; want view %d of 5, %+v, %v",
 				cfg.Batch, got.View, got.Views, got.Geometry, got.Scores, want.View, want.Geometry, want.Scores)
+		}
+		if !views[0].Measured || got.Stats != views[0].Stats || !got.Measured {
+			t.Errorf("batch %d: stats %+v measured %v; want the whole view's %+v %v", cfg.Batch, got.Stats, got.Measured, views[0].Stats, views[0].Measured)
 		}
 		for k, v := range views[1:] {
 			if v.GoodScore < views[0].GoodScore && got.GoodScore > v.GoodScore {
