@@ -139,6 +139,10 @@ def parse_args(argv):
     p.add_argument("--synth-defects", type=float, default=0.0, metavar="P",
                    help="this fraction of the good training images get a synthetic defect of a random kind from "
                         "--synth-kinds, with its mask (default 0)")
+    p.add_argument("--synth-border", type=float, default=0.1, metavar="F",
+                   help="synthetic pits and the start of a synthetic crack lie at least F of the height and width "
+                        "from the border (default 0.1; 0.02 puts as many pits within a tenth of a border as the "
+                        "real blowholes there, about a third)")
     p.add_argument("--synth-kinds", default="pit=blowhole,crack=crack,region=uneven", metavar="KIND=CLASS,...",
                    help="synthetic defect kinds and the class each is labelled: pit (small dark pits), crack (a thin "
                         "dark meandering line), region (a large patch of changed brightness and texture) "
@@ -216,6 +220,8 @@ def parse_args(argv):
         p.error("--chip-slivers must be in [0, 1]")
     if not 0 <= a.synth_defects <= 1:
         p.error("--synth-defects must be in [0, 1]")
+    if not 0 <= a.synth_border < 0.5:
+        p.error("--synth-border must be in [0, 0.5)")
     if not 0 <= a.crop_prob <= 1 or not 0.2 <= a.crop_min <= 1:
         p.error("--crop-prob must be in [0, 1] and --crop-min in [0.2, 1]")
     a.archs = a.arch.split("+")
@@ -501,7 +507,7 @@ def parse_synth_kinds(spec):
     return out
 
 
-def synth_defects(xb, eb, yb, gen, prob, kinds, good_idx):
+def synth_defects(xb, eb, yb, gen, prob, kinds, good_idx, border=0.1):
     """Synthetic defects on good images (in the spirit of CutPaste and
     DRAEM: what generalises to unseen defects is "a local structure this
     surface does not have"): each good image of the batch becomes, with
@@ -514,8 +520,9 @@ def synth_defects(xb, eb, yb, gen, prob, kinds, good_idx):
       region  a large smooth blob (12-40 % of the image) whose texture is
               another image's, brighter or darker (x0.7..0.9 or x1.15..1.45),
               blended over a soft 3 px border.
-    Places are fractions of the height and width, sizes of the side of the
-    square of the same area. xb [B,1,H,W] in [0,1], eb [B,2,H,W] (mask,
+    Places are fractions of the height and width, at least border from the
+    edges (pits' centres, a crack's start), sizes of the side of the square
+    of the same area. xb [B,1,H,W] in [0,1], eb [B,2,H,W] (mask,
     content) or None, yb [B]: changed in place."""
     b, h, w = xb.shape[0], xb.shape[-2], xb.shape[-1]
     s = h if h == w else math.sqrt(h * w)
@@ -523,6 +530,7 @@ def synth_defects(xb, eb, yb, gen, prob, kinds, good_idx):
     if not rows:
         return
     yy, xx = pixel_grid(h, w)
+    span = 1 - 2 * border
     for i in rows:
         kind, cls = kinds[int(r() * len(kinds))]
         img = xb[i, 0]
@@ -530,7 +538,7 @@ def synth_defects(xb, eb, yb, gen, prob, kinds, good_idx):
             m = torch.zeros(h, w, dtype=torch.bool)
             shade = torch.zeros(h, w)
             for _ in range(1 + int(r() * 3)):
-                cy, cx = h * (0.1 + 0.8 * r()), w * (0.1 + 0.8 * r())
+                cy, cx = h * (border + span * r()), w * (border + span * r())
                 ry, rx = s * (0.01 + 0.025 * r()), s * (0.01 + 0.025 * r())
                 d = ((yy - cy) / ry) ** 2 + ((xx - cx) / rx) ** 2
                 m |= d <= 1
@@ -538,7 +546,7 @@ def synth_defects(xb, eb, yb, gen, prob, kinds, good_idx):
             img = img * (1 - (0.3 + 0.45 * r()) * shade)
         elif kind == "crack":
             n = int(s * (0.1 + 0.35 * r()))
-            py, px = h * (0.1 + 0.8 * r()), w * (0.1 + 0.8 * r())
+            py, px = h * (border + span * r()), w * (border + span * r())
             ang = r() * 2 * math.pi
             pts = []
             for _ in range(n):
@@ -669,7 +677,7 @@ def train_one(args, seed, X, y, k, class_w, progress_prefix, M=None, C=None, goo
             if args.edge_chips > 0:
                 edge_chips(xb, eb, yb, gen, args.edge_chips, chip_idx, list(good_idx), args.chip_slivers)
             if synth:
-                synth_defects(xb, eb, yb, gen, args.synth_defects, synth, list(good_idx))
+                synth_defects(xb, eb, yb, gen, args.synth_defects, synth, list(good_idx), args.synth_border)
             if donors:
                 transplant(xb, eb, yb, gen, args.transplant, list(good_idx), X, y, M, donors)
             if seg and args.crop_prob > 0:
@@ -1042,7 +1050,8 @@ def main(argv=None):
                       "defect is outside the crop relabelled good" % (args.crop_prob, args.crop_min))
     if args.synth_defects:
         ex["synth_defects"] = ("%g of good training images get a synthetic defect (%s; pits, a thin dark line, a "
-                               "patch of changed texture), with its mask" % (args.synth_defects, args.synth_kinds))
+                               "patch of changed texture), with its mask; pits and crack starts at least %g of the side from the border"
+                               % (args.synth_defects, args.synth_kinds, args.synth_border))
     if args.chip_slivers:
         ex["chip_slivers"] = "%g of the synthetic chips are slivers along a side (30-100 %%, 1-3.5 %% deep)" % args.chip_slivers
     if args.ema:

@@ -170,7 +170,7 @@ func TestModelTrainEvalSmoke(t *testing.T) {
 		if code != 0 {
 			t.Fatalf("model eval (text): exit %d: %s", code, errs)
 		}
-		for _, want := range []string{"true \\ predicted", "precision", "recall", "accuracy", "automation", "escape", "false reject", "defer"} {
+		for _, want := range []string{"true \\ predicted", "precision", "recall", "accuracy", "automation", "escape", "false reject", "defer", "at 95 % confidence"} {
 			if !strings.Contains(stdout, want) {
 				t.Errorf("text report lacks %q:\n%s", want, stdout)
 			}
@@ -242,6 +242,11 @@ func checkReport(t *testing.T, r *eval.Report, m *inference.Manifest, images int
 	}
 	if a.Defective > 0 && math.Abs(a.EscapeRate-float64(a.Escapes)/float64(a.Defective)) > 1e-12 {
 		t.Errorf("escape rate %v with %d escapes of %d", a.EscapeRate, a.Escapes, a.Defective)
+	}
+	if a.EscapeRateUpper != eval.UpperBound(a.Escapes, a.Defective, 0.95) || a.EscapeRateUpper < a.EscapeRate ||
+		a.FalseRejectRateUpper != eval.UpperBound(a.FalseRejects, a.Good, 0.95) || a.FalseRejectRateUpper < a.FalseRejectRate {
+		t.Errorf("95 %% bounds %v / %v do not bound %d/%d escapes and %d/%d false rejects", a.EscapeRateUpper,
+			a.FalseRejectRateUpper, a.Escapes, a.Defective, a.FalseRejects, a.Good)
 	}
 	if len(r.Escapes) != a.Escapes || len(r.FalseRejects) != a.FalseRejects {
 		t.Errorf("listed %d escapes and %d false rejects; counted %d and %d", len(r.Escapes), len(r.FalseRejects), a.Escapes, a.FalseRejects)
@@ -409,7 +414,7 @@ func TestTrainRealRecipeSmoke(t *testing.T) {
 	code, log := train(t, "--data", data, "--out", out, "--size", "32", "--width", "4", "--epochs", "1",
 		"--samples-per-epoch", "64", "--batch", "16", "--calib-images", "16", "--seed", "5", "--no-int8",
 		"--arch", "segnet", "--tta", "--ensemble", "2", "--balance", "full", "--defect-weight", "1",
-		"--edge-chips", "0.5", "--chip-slivers", "0.5", "--transplant", "0.5", "--synth-defects", "0.5", "--crop-prob", "0.5", "--ema", "0.9",
+		"--edge-chips", "0.5", "--chip-slivers", "0.5", "--transplant", "0.5", "--synth-defects", "0.5", "--synth-border", "0.02", "--crop-prob", "0.5", "--ema", "0.9",
 		"--prior-fit", "--channels-last", "--save-val-scores", scores)
 	if code != 0 {
 		t.Fatalf("train.py: exit %d:\n%s", code, log)
@@ -426,6 +431,9 @@ func TestTrainRealRecipeSmoke(t *testing.T) {
 		if m.Training.Extra[k] == "" {
 			t.Errorf("manifest training.extra lacks %q: %v", k, m.Training.Extra)
 		}
+	}
+	if !strings.Contains(m.Training.Extra["synth_defects"], "0.02 of the side from the border") {
+		t.Errorf("manifest does not record --synth-border: %q", m.Training.Extra["synth_defects"])
 	}
 	if !strings.Contains(m.Training.Extra["architecture"], "segmentation head") || m.Training.Extra["ensemble"] != "2" {
 		t.Errorf("manifest does not describe the network: %v", m.Training.Extra)
@@ -663,5 +671,45 @@ func TestPretrainedTrunk(t *testing.T) {
 		if code != 2 || !strings.Contains(log, c.want) || strings.Contains(log, "epoch 1/") {
 			t.Errorf("%v: exit %d, want 2 and %q:\n%s", c.args, code, c.want, log)
 		}
+	}
+}
+
+// TestSynthDefectsBorder runs train.py's synthetic pits with --synth-border's
+// two settings on 200 flat good images: at 0.1 no pit reaches the outer 6 %
+// of the image (centres >= 10 % in, radius <= 3.5 %); at 0.02, as with the
+// real blowholes (a third of them centred within a tenth of a border), many do.
+func TestSynthDefectsBorder(t *testing.T) {
+	needTorch(t)
+	prog := `
+import sys, torch
+sys.path.insert(0, sys.argv[1])
+import train
+for border in (0.1, 0.02):
+    g = torch.Generator().manual_seed(3)
+    xb, eb, yb = torch.full((200, 1, 64, 64), 0.5), torch.zeros(200, 2, 64, 64), torch.zeros(200, dtype=torch.long)
+    train.synth_defects(xb, eb, yb, g, 1.0, [("pit", 1)], [0], border)
+    m = eb[:, 0] > 0
+    rim = m.clone()
+    rim[:, 4:60, 4:60] = False
+    print(border, int((yb == 1).sum()), int(m.flatten(1).any(1).sum()), int(rim.flatten(1).any(1).sum()))
+`
+	out, err := exec.Command(trainPython, "-c", prog, filepath.Dir(trainScript)).CombinedOutput()
+	if err != nil {
+		t.Fatalf("%v: %s", err, out)
+	}
+	var got [2][3]int
+	for i, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+		var b float64
+		if _, err := fmt.Sscan(line, &b, &got[i][0], &got[i][1], &got[i][2]); err != nil || i > 1 {
+			t.Fatalf("output %q: %v", out, err)
+		}
+	}
+	for i, g := range got {
+		if g[0] != 200 || g[1] != 200 {
+			t.Errorf("setting %d: %d images labelled a pit, %d with a mask; want all 200", i, g[0], g[1])
+		}
+	}
+	if got[0][2] != 0 || got[1][2] < 20 {
+		t.Errorf("images with a pit in the outer 4 px of 64: %d at border 0.1 (want 0), %d at 0.02 (want >= 20)", got[0][2], got[1][2])
 	}
 }
