@@ -140,6 +140,10 @@ type Automation struct {
 	EscapeRate      float64 `json:"escape_rate"`
 	FalseRejectRate float64 `json:"false_reject_rate"`
 	DeferRate       float64 `json:"defer_rate"`
+	// EscapeRateUpper and FalseRejectRateUpper bound the rates from above
+	// at 95 % confidence (UpperBound): what this many parts can vouch for.
+	EscapeRateUpper      float64 `json:"escape_rate_upper95"`
+	FalseRejectRateUpper float64 `json:"false_reject_rate_upper95"`
 }
 
 // Rates counts verdicts against the truth (isGood per part) and derives the
@@ -172,6 +176,8 @@ func Rates(verdicts []Verdict, isGood []bool) Automation {
 	a.DeferRate = ratio(a.Deferred, a.Parts)
 	a.EscapeRate = ratio(a.Escapes, a.Defective)
 	a.FalseRejectRate = ratio(a.FalseRejects, a.Good)
+	a.EscapeRateUpper = UpperBound(a.Escapes, a.Defective, Confidence)
+	a.FalseRejectRateUpper = UpperBound(a.FalseRejects, a.Good, Confidence)
 	return a
 }
 

@@ -82,25 +82,65 @@ func TestRates(t *testing.T) {
 			verdicts: []Verdict{Pass, Pass, Pass, Reject, Defer, Pass, Reject, Defer},
 			isGood:   []bool{true, true, true, true, true, false, false, false},
 			want: Automation{Parts: 8, Good: 5, Defective: 3, Passed: 4, Rejected: 2, Deferred: 2, Escapes: 1, FalseRejects: 1,
-				AutomationRate: 6.0 / 8, EscapeRate: 1.0 / 3, FalseRejectRate: 1.0 / 5, DeferRate: 2.0 / 8},
+				AutomationRate: 6.0 / 8, EscapeRate: 1.0 / 3, FalseRejectRate: 1.0 / 5, DeferRate: 2.0 / 8,
+				EscapeRateUpper: 0.8646496378, FalseRejectRateUpper: 0.6574083180},
 		},
 		{
 			name:     "all deferred",
 			verdicts: []Verdict{Defer, Defer},
 			isGood:   []bool{true, false},
-			want:     Automation{Parts: 2, Good: 1, Defective: 1, Deferred: 2, DeferRate: 1},
+			want: Automation{Parts: 2, Good: 1, Defective: 1, Deferred: 2, DeferRate: 1,
+				EscapeRateUpper: 0.95, FalseRejectRateUpper: 0.95},
 		},
 		{
 			name:     "no defective parts: escape rate 0",
 			verdicts: []Verdict{Pass, Reject},
 			isGood:   []bool{true, true},
-			want:     Automation{Parts: 2, Good: 2, Passed: 1, Rejected: 1, FalseRejects: 1, AutomationRate: 1, FalseRejectRate: 0.5},
+			want: Automation{Parts: 2, Good: 2, Passed: 1, Rejected: 1, FalseRejects: 1, AutomationRate: 1, FalseRejectRate: 0.5,
+				EscapeRateUpper: 1, FalseRejectRateUpper: 0.9746794345},
 		},
-		{name: "empty", want: Automation{}},
+		{name: "empty: nothing vouched for", want: Automation{EscapeRateUpper: 1, FalseRejectRateUpper: 1}},
 	} {
 		got := Rates(c.verdicts, c.isGood)
+		// the bounds are bisected: equal to 1e-9
+		for _, b := range []struct{ got, want *float64 }{{&got.EscapeRateUpper, &c.want.EscapeRateUpper},
+			{&got.FalseRejectRateUpper, &c.want.FalseRejectRateUpper}} {
+			if math.Abs(*b.got-*b.want) < 1e-9 {
+				*b.got = *b.want
+			}
+		}
 		if got != c.want {
 			t.Errorf("%s: Rates = %+v, want %+v", c.name, got, c.want)
+		}
+	}
+}
+
+// The reference bounds are Clopper-Pearson's, computed apart from this code
+// (Python: bisection of the binomial CDF summed with math.comb); 5 of 10 is
+// the textbook 0.7776.
+func TestUpperBound(t *testing.T) {
+	for _, c := range []struct {
+		k, n int
+		want float64
+	}{
+		{0, 33, 0.0867811893}, {0, 51, 0.0570479524}, {1, 33, 0.1358506468}, {1, 82, 0.0565479664},
+		{3, 131, 0.0581219657}, {0, 299, 0.0099691468}, {0, 298, 0.0100024324}, {5, 10, 0.7775588990},
+		{9, 10, 0.9948838031}, {10, 10, 1}, {0, 0, 1}, {-1, 5, UpperBound(0, 5, 0.95)},
+	} {
+		if got := UpperBound(c.k, c.n, 0.95); math.Abs(got-c.want) > 1e-9 {
+			t.Errorf("UpperBound(%d, %d) = %.10f, want %.10f", c.k, c.n, got, c.want)
+		}
+	}
+	for _, c := range []struct {
+		rate float64
+		want int
+	}{{0.01, 299}, {0.02, 149}, {0.05, 59}, {0, 0}, {1, 0}} {
+		got := ZeroEventTrials(c.rate, 0.95)
+		if got != c.want {
+			t.Errorf("ZeroEventTrials(%g) = %d, want %d", c.rate, got, c.want)
+		}
+		if got > 0 && (UpperBound(0, got, 0.95) > c.rate || UpperBound(0, got-1, 0.95) <= c.rate) {
+			t.Errorf("ZeroEventTrials(%g) = %d is not the least n with UpperBound(0, n) <= %g", c.rate, got, c.rate)
 		}
 	}
 }

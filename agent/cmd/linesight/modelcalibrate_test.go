@@ -61,6 +61,13 @@ func TestModelCalibrate(t *testing.T) {
 
 	dry := calibrateJSON(t, "--model", pkg, "--data", val, "--dry-run", "--target-escape", "0.05", "--target-false-reject", "0.05")
 	unchanged("--dry-run")
+	// The text report says how far these parts vouch for the escape target:
+	// 45 defective parts cannot show 1 % (it takes 299 with none passed).
+	code, stdout, errs := runMain(context.Background(), "", "model", "calibrate", "--quiet", "--model", pkg, "--data", val, "--dry-run")
+	unchanged("--dry-run (text)")
+	if code != 0 || !strings.Contains(stdout, "bounds the escape rate under") || !strings.Contains(stdout, "299 defective images, none passed") {
+		t.Errorf("calibrate text report: exit %d, stderr %q; it does not bound the escape rate:\n%s", code, errs, stdout)
+	}
 	if dry.Written || dry.TargetEscape != 0.05 || dry.Before.Pass == dry.After.Pass && dry.Before.Reject == dry.After.Reject {
 		t.Errorf("dry run: %+v (90 fresh parts at other targets should move a threshold)", dry)
 	}

@@ -142,6 +142,8 @@ func printEvalReport(w io.Writer, r *eval.Report) {
 		a.AutomationRate, a.Passed+a.Rejected, a.Parts, a.Passed, a.Rejected, a.DeferRate, a.Deferred)
 	fmt.Fprintf(w, "escape %.4f (%d of %d defective passed)   false reject %.4f (%d of %d good rejected)\n",
 		a.EscapeRate, a.Escapes, a.Defective, a.FalseRejectRate, a.FalseRejects, a.Good)
+	fmt.Fprintf(w, "  at %.0f %% confidence these parts bound the escape rate under %.4f and the false-reject rate under %.4f\n",
+		eval.Confidence*100, a.EscapeRateUpper, a.FalseRejectRateUpper)
 	for _, e := range r.Escapes {
 		fmt.Fprintf(w, "  escape: %s (predicted %s, P(good) %.4f)\n", e.File, e.Predicted, e.GoodScore)
 	}
