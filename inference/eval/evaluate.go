@@ -42,6 +42,9 @@ type Part struct {
 	Predicted string  `json:"predicted"`
 	GoodScore float64 `json:"good_score"`
 	Verdict   string  `json:"verdict"`
+	// View decided of the Views scored (Scored's fields).
+	View  int `json:"view"`
+	Views int `json:"views"`
 }
 
 // Miss is one wrongly automated part.
@@ -49,6 +52,8 @@ type Miss struct {
 	File      string  `json:"file"` // CLASS/NAME
 	Predicted string  `json:"predicted"`
 	GoodScore float64 `json:"good_score"`
+	View      int     `json:"view"`
+	Views     int     `json:"views"`
 }
 
 // Prediction is one scored part.
@@ -57,6 +62,8 @@ type Prediction struct {
 	Scores    []float32
 	GoodScore float64
 	Verdict   Verdict
+	// View decided of the Views scored (Scored's fields).
+	View, Views int
 }
 
 // Decider turns one part's class probabilities (in label order) into the
@@ -90,16 +97,16 @@ func Evaluate(ctx context.Context, s Scorer, m *inference.Manifest, ds *Dataset,
 		if err := ctx.Err(); err != nil {
 			return nil, fmt.Errorf("eval stopped after %d of %d images: %w", i, len(ds.Samples), err)
 		}
-		sc, err := s.Score(ctx, smp.Path)
+		out, err := s.Score(ctx, smp.Path)
 		if err != nil {
 			return nil, fmt.Errorf("eval %s: %w", smp.Rel, err)
 		}
-		if len(sc) != len(m.Labels) {
-			return nil, fmt.Errorf("eval %s: %w: %d scores for %d labels", smp.Rel, inference.ErrShape, len(sc), len(m.Labels))
+		if len(out.Scores) != len(m.Labels) {
+			return nil, fmt.Errorf("eval %s: %w: %d scores for %d labels", smp.Rel, inference.ErrShape, len(out.Scores), len(m.Labels))
 		}
-		sc = slices.Clone(sc)
+		sc := slices.Clone(out.Scores)
 		preds = append(preds, Prediction{Truth: slices.Index(m.Labels, smp.Label), Scores: sc,
-			GoodScore: GoodScore(sc, good), Verdict: decide(sc)})
+			GoodScore: GoodScore(sc, good), Verdict: decide(sc), View: out.View, Views: max(out.Views, 1)})
 		if progress != nil {
 			progress(i+1, len(ds.Samples))
 		}
@@ -109,12 +116,13 @@ func Evaluate(ctx context.Context, s Scorer, m *inference.Manifest, ds *Dataset,
 	r.Parts = make([]Part, len(preds))
 	for i, p := range preds {
 		r.Parts[i] = Part{File: ds.Samples[i].Rel, Label: m.Labels[p.Truth], Predicted: m.Labels[Argmax(p.Scores)],
-			GoodScore: p.GoodScore, Verdict: p.Verdict.String()}
+			GoodScore: p.GoodScore, Verdict: p.Verdict.String(), View: p.View, Views: p.Views}
+		miss := Miss{File: ds.Samples[i].Rel, Predicted: m.Labels[Argmax(p.Scores)], GoodScore: p.GoodScore, View: p.View, Views: p.Views}
 		if p.Verdict == Pass && !good[p.Truth] {
-			r.Escapes = append(r.Escapes, Miss{File: ds.Samples[i].Rel, Predicted: m.Labels[Argmax(p.Scores)], GoodScore: p.GoodScore})
+			r.Escapes = append(r.Escapes, miss)
 		}
 		if p.Verdict == Reject && good[p.Truth] {
-			r.FalseRejects = append(r.FalseRejects, Miss{File: ds.Samples[i].Rel, Predicted: m.Labels[Argmax(p.Scores)], GoodScore: p.GoodScore})
+			r.FalseRejects = append(r.FalseRejects, miss)
 		}
 	}
 	return r, nil

@@ -15,7 +15,16 @@ import (
 type Scorer interface {
 	// Score decodes and scores the image file at path. A file that cannot
 	// be decoded gives an error wrapping ErrImage.
-	Score(ctx context.Context, path string) ([]float32, error)
+	Score(ctx context.Context, path string) (Scored, error)
+}
+
+// Scored is what a Scorer gives for one image.
+type Scored struct {
+	Scores []float32 // class probabilities, in label order
+	// Views is how many views of the part were scored (the whole ROI and
+	// the manifest's windows; 1 without windows), View the one that decided
+	// (0 the whole ROI, k the k-th window): inference.Result's fields.
+	View, Views int
 }
 
 // EngineScorer is the device's path for one image: gocv decoding
@@ -45,23 +54,35 @@ func NewEngineScorer(rt *onnx.Runtime, pkg *inference.Package, cfg inference.Con
 func (s *EngineScorer) Provider() string { return s.e.Provider() }
 
 // Score implements Scorer.
-func (s *EngineScorer) Score(ctx context.Context, path string) ([]float32, error) {
+func (s *EngineScorer) Score(ctx context.Context, path string) (Scored, error) {
 	img := gocv.IMRead(path, gocv.IMReadColor)
 	defer img.Close()
 	if img.Empty() {
-		return nil, fmt.Errorf("%w: %s (not an image OpenCV can decode)", ErrImage, path)
+		return Scored{}, fmt.Errorf("%w: %s (not an image OpenCV can decode)", ErrImage, path)
 	}
-	return s.ScoreMat(ctx, img)
+	res, err := s.run(ctx, img)
+	if err != nil {
+		return Scored{}, err
+	}
+	return Scored{Scores: res.Scores, View: res.View, Views: res.Views}, nil
 }
 
 // ScoreMat scores a decoded image (8-bit gray, BGR or BGRA); the caller
 // keeps owning img.
 func (s *EngineScorer) ScoreMat(ctx context.Context, img gocv.Mat) ([]float32, error) {
-	res, err := s.e.Run(ctx, inference.Frame{Image: img})
+	res, err := s.run(ctx, img)
 	if err != nil {
-		return nil, fmt.Errorf("eval: %w", err)
+		return nil, err
 	}
 	return res.Scores, nil
+}
+
+func (s *EngineScorer) run(ctx context.Context, img gocv.Mat) (inference.Result, error) {
+	res, err := s.e.Run(ctx, inference.Frame{Image: img})
+	if err != nil {
+		return inference.Result{}, fmt.Errorf("eval: %w", err)
+	}
+	return res, nil
 }
 
 // Close closes the engine.

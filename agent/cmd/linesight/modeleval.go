@@ -145,11 +145,49 @@ func printEvalReport(w io.Writer, r *eval.Report) {
 	fmt.Fprintf(w, "  at %.0f %% confidence these parts bound the escape rate under %.4f and the false-reject rate under %.4f\n",
 		eval.Confidence*100, a.EscapeRateUpper, a.FalseRejectRateUpper)
 	for _, e := range r.Escapes {
-		fmt.Fprintf(w, "  escape: %s (predicted %s, P(good) %.4f)\n", e.File, e.Predicted, e.GoodScore)
+		fmt.Fprintf(w, "  escape: %s (predicted %s, P(good) %.4f%s)\n", e.File, e.Predicted, e.GoodScore, viewNote(e.View, e.Views))
 	}
 	for _, e := range r.FalseRejects {
-		fmt.Fprintf(w, "  false reject: %s (predicted %s, P(good) %.4f)\n", e.File, e.Predicted, e.GoodScore)
+		fmt.Fprintf(w, "  false reject: %s (predicted %s, P(good) %.4f%s)\n", e.File, e.Predicted, e.GoodScore, viewNote(e.View, e.Views))
 	}
+	if s := windowSummary(r.Parts); s != "" {
+		fmt.Fprintln(w, s)
+	}
+}
+
+// viewNote names the view that decided a part scored in windows.
+func viewNote(view, views int) string {
+	switch {
+	case views <= 1:
+		return ""
+	case view == 0:
+		return fmt.Sprintf(", the whole part decided over its %d windows", views-1)
+	default:
+		return fmt.Sprintf(", window %d of %d decided", view, views-1)
+	}
+}
+
+// windowSummary says, for a model with windows, how many parts were scored
+// in windows and what the windows decided: where to look when the windows
+// defer good parts or catch defects the whole view misses. Empty when no
+// part had windows.
+func windowSummary(parts []eval.Part) string {
+	var n, byWin int
+	verdicts := map[string]int{}
+	for _, p := range parts {
+		if p.Views > 1 {
+			n++
+			if p.View > 0 {
+				byWin++
+				verdicts[p.Verdict]++
+			}
+		}
+	}
+	if n == 0 {
+		return ""
+	}
+	return fmt.Sprintf("windows: %d of %d parts scored in windows as well; a window decided %d of them (%d passed, %d rejected, %d deferred)",
+		n, len(parts), byWin, verdicts[eval.Pass.String()], verdicts[eval.Reject.String()], verdicts[eval.Defer.String()])
 }
 
 // scoreRun is how model eval and model calibrate run the Go engine: the
@@ -177,7 +215,7 @@ type evalRun struct {
 	ds       *eval.Dataset
 	rt       *onnx.Runtime
 	sc       *eval.EngineScorer
-	scores   map[string][]float32
+	scores   map[string]eval.Scored
 	progress func(done, total int)
 }
 
@@ -217,7 +255,7 @@ func (r *scoreRun) open(stdio Stdio, modelDir, data string) (*evalRun, error) {
 		rt.Close()
 		return nil, err
 	}
-	ev := &evalRun{pkg: pkg, ds: ds, rt: rt, sc: sc, scores: map[string][]float32{}}
+	ev := &evalRun{pkg: pkg, ds: ds, rt: rt, sc: sc, scores: map[string]eval.Scored{}}
 	if !*r.quiet {
 		tty := cli.IsTerminal(stdio.Err)
 		ev.progress = func(done, total int) {
@@ -236,15 +274,16 @@ func (r *scoreRun) open(stdio Stdio, modelDir, data string) (*evalRun, error) {
 }
 
 // Score is eval.Scorer: the engine's scores, computed once per image.
-func (ev *evalRun) Score(ctx context.Context, path string) ([]float32, error) {
+func (ev *evalRun) Score(ctx context.Context, path string) (eval.Scored, error) {
 	if s, ok := ev.scores[path]; ok {
 		return s, nil
 	}
 	s, err := ev.sc.Score(ctx, path)
 	if err != nil {
-		return nil, err
+		return eval.Scored{}, err
 	}
-	ev.scores[path] = slices.Clone(s)
+	s.Scores = slices.Clone(s.Scores)
+	ev.scores[path] = s
 	return s, nil
 }
 

@@ -27,8 +27,27 @@ func TestTrainWindowsSmoke(t *testing.T) {
 	if worst := maxScoreGap(t, vs, &r); worst > 1e-5 {
 		t.Errorf("P(good) of go and python differ by up to %.3g on the %d val parts", worst, len(r.Parts))
 	}
+	// Every part (96x32 or 32x96) is scored whole and in its windows; the
+	// report names the deciding view, and a window decides some parts.
+	views, byWin := 1+len(m.Input.Windows.Of(image.Rect(0, 0, 96, 32))), 0
+	for _, p := range r.Parts {
+		if p.Views != views || p.View < 0 || p.View >= views {
+			t.Errorf("%s: view %d of %d; want one of the %d views", p.File, p.View, p.Views, views)
+		}
+		if p.View > 0 {
+			byWin++
+		}
+	}
+	if byWin == 0 {
+		t.Errorf("no val part decided by a window")
+	}
 	whole := editedCopy(t, out, func(m *inference.Manifest) { m.Input.Windows = nil })
 	rw := evalJSON(t, whole, filepath.Join(out, "heldout", "val"))
+	for _, p := range rw.Parts {
+		if p.Views != 1 || p.View != 0 {
+			t.Errorf("%s without windows: view %d of %d; want the whole part, the only view", p.File, p.View, p.Views)
+		}
+	}
 	if gap := maxScoreGap(t, vs, &rw); gap < 1e-3 {
 		t.Errorf("without windows the engine scores the val parts within %.3g of train.py's worst views: the windows decided nothing", gap)
 	} else {
