@@ -18,8 +18,13 @@
 // that were passed, the false-reject rate the share of good parts that were
 // rejected, the automation rate the share of all parts decided without a
 // human, and the defer rate its complement. scripts/train/calib.py
-// calibrates thresholds with the same definitions.
+// calibrates thresholds with the same definitions. The escape and
+// false-reject rates come with their one-sided 95 % Clopper-Pearson upper
+// bounds (UpperBound): no escape among 33 defective parts vouches for an
+// escape rate under 8.7 %, not under 1 % (that takes 299, ZeroEventTrials).
+// For a model with windows each part also records the view that decided it.
 //
-// The metric functions (Confusion, Classification, Decide, Rates) are pure;
-// Evaluate drives a Scorer over a Dataset; ONNXScorer is the device's path.
+// The metric functions (Confusion, Classification, Rates, UpperBound) are
+// pure; Evaluate drives a Scorer over a Dataset; EngineScorer is the
+// device's path.
 package eval
