@@ -294,10 +294,29 @@ def export_fp32(serving, size, path):
                       opset_version=OPSET, do_constant_folding=True,
                       dynamic_axes={"input": {0: "N"}, "logits": {0: "N"}, "cam": {0: "N"}})
     m = onnx.load(path)
-    if fold_pads(m):
+    if unalias_initializers(m) + fold_pads(m):
         onnx.save(m, path)
     onnx.checker.check_model(m)
     return m
+
+
+def unalias_initializers(model):
+    """Give each conv its own weights again. The exporter keeps one copy of
+    identical initializers and turns the others into Identity nodes (two
+    MobileSegNets of an ensemble share their frozen first layers); the int8
+    export quantises each conv's weights by their name. Each Identity of an
+    initializer becomes a copy of it under the Identity's output name.
+    Returns the number replaced."""
+    g = model.graph
+    inits = {i.name: i for i in g.initializer}
+    alias = [n for n in g.node if n.op_type == "Identity" and n.input[0] in inits]
+    for n in alias:
+        t = onnx.TensorProto()
+        t.CopyFrom(inits[n.input[0]])
+        t.name = n.output[0]
+        g.initializer.append(t)
+        g.node.remove(n)
+    return len(alias)
 
 
 # ops a constant subgraph may hold (what torch 1.13 exports for a pad's amounts)
@@ -345,8 +364,8 @@ def _const_value(name, prod, inits, memo):
 
 
 def fold_pads(model):
-    """Fold each zero Pad of the spatial dimensions that feeds one Conv into
-    that Conv's pads attribute, and drop the constant nodes that computed
+    """Fold each zero Pad of the spatial dimensions that feeds only Convs into
+    those Convs' pads attributes, and drop the constant nodes that computed
     its amounts. MobileTrunk pads right and bottom before its stride-2
     convs (Keras' padding), which torch exports as a Pad op: ONNX Runtime
     fuses Pad+Conv in a float graph, but in the int8 QDQ graph the Pad sits
@@ -369,10 +388,11 @@ def fold_pads(model):
         mode = [helper.get_attribute_value(a) for a in pad.attribute if a.name == "mode"]
         if mode and mode[0] not in (b"constant", "constant"):
             continue
+        # one conv, or several (the exporter merges identical pads of two
+        # networks of an ensemble): the pad is folded into each
         users = cons.get(pad.output[0], [])
-        if len(users) != 1 or users[0].op_type != "Conv":
+        if not users or any(u.op_type != "Conv" for u in users):
             continue
-        conv = users[0]
         amounts = _const_value(pad.input[1], prod, inits, memo)
         fill = _const_value(pad.input[2], prod, inits, memo) if len(pad.input) > 2 and pad.input[2] else np.zeros(1)
         if amounts is None or fill is None or amounts.size != 8 or np.any(fill != 0):
@@ -380,15 +400,17 @@ def fold_pads(model):
         a = [int(v) for v in amounts.reshape(-1)]
         if a[0] or a[1] or a[4] or a[5] or min(a) < 0:
             continue
-        att = {x.name: x for x in conv.attribute}
-        if "auto_pad" in att and helper.get_attribute_value(att["auto_pad"]) not in (b"NOTSET", "NOTSET"):
+        atts = [{x.name: x for x in conv.attribute} for conv in users]
+        if any("auto_pad" in att and helper.get_attribute_value(att["auto_pad"]) not in (b"NOTSET", "NOTSET")
+               for att in atts):
             continue
-        old = list(helper.get_attribute_value(att["pads"])) if "pads" in att else [0, 0, 0, 0]
-        new = [old[0] + a[2], old[1] + a[3], old[2] + a[6], old[3] + a[7]]
-        if "pads" in att:
-            conv.attribute.remove(att["pads"])
-        conv.attribute.append(helper.make_attribute("pads", new))
-        conv.input[0] = pad.input[0]
+        for conv, att in zip(users, atts):
+            old = list(helper.get_attribute_value(att["pads"])) if "pads" in att else [0, 0, 0, 0]
+            new = [old[0] + a[2], old[1] + a[3], old[2] + a[6], old[3] + a[7]]
+            if "pads" in att:
+                conv.attribute.remove(att["pads"])
+            conv.attribute.append(helper.make_attribute("pads", new))
+            conv.input[0] = pad.input[0]
         g.node.remove(pad)
         folded += 1
     if folded:

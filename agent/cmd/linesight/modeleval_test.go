@@ -654,6 +654,29 @@ func TestPretrainedTrunk(t *testing.T) {
 		t.Errorf("fp32: P(good) of go and python differ by up to %.3g on the val parts", gap)
 	}
 
+	// Two pretrained trunks in one ensemble share their frozen first
+	// layers: the exporter keeps one copy of those weights (the other an
+	// Identity) and one pad for both; the int8 export still quantises each
+	// conv (it crashed on the alias) and folds the shared pad into both.
+	twin := filepath.Join(root, "twin")
+	code, log = train(t, "--data", data, "--out", twin, "--size", "32", "--epochs", "1",
+		"--samples-per-epoch", "32", "--batch", "16", "--calib-images", "16", "--seed", "5",
+		"--arch", "mnv2seg", "--ensemble", "2", "--pretrained", backboneDir, "--freeze", "3",
+		"--save-val-scores", filepath.Join(root, "twin-scores.json"))
+	if code != 0 {
+		t.Fatalf("train.py, two MobileSegNets: exit %d:\n%s", code, log)
+	}
+	if b, err := exec.Command(trainPython, "-c", pads, filepath.Join(twin, "model.onnx"), filepath.Join(twin, "int8", "model.onnx")).CombinedOutput(); err != nil || strings.TrimSpace(string(b)) != "0" {
+		t.Errorf("two MobileSegNets: %s Pad ops left in the graphs, want 0 (%v)", strings.TrimSpace(string(b)), err)
+	}
+	r = evalJSON(t, twin, filepath.Join(twin, "heldout", "val"))
+	if gap := maxScoreGap(t, readValScores(t, filepath.Join(root, "twin-scores.json")), &r); gap > 1e-5 {
+		t.Errorf("two MobileSegNets, fp32: P(good) of go and python differ by up to %.3g on the val parts", gap)
+	}
+	if r8 := evalJSON(t, filepath.Join(twin, "int8"), filepath.Join(twin, "heldout", "val")); r8.Images != r.Images {
+		t.Errorf("two MobileSegNets, int8: eval saw %d images, fp32 %d", r8.Images, r.Images)
+	}
+
 	// The trunk's options with another architecture, or weights that are
 	// not there: an error that says what to do, before any training.
 	for _, c := range []struct {
