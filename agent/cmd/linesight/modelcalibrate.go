@@ -202,17 +202,18 @@ func printCalibrateReport(w io.Writer, r *calibrateReport, dir string) {
 	if p := r.RejectSetBy; p != nil {
 		fmt.Fprintf(w, "  the reject threshold sits above good %s (P(defect) %.4f, predicted %s)\n", p.File, 1-p.GoodScore, p.Predicted)
 	}
-	a := r.After.Automation
-	if n := a.Defective; float64(n)*r.TargetEscape < 1 {
-		fmt.Fprintf(w, "  note: %d defective images at a %.4g escape target allow none to pass here; more defective images give a steadier threshold\n", n, r.TargetEscape)
-	}
-	if a.Defective > 0 && a.EscapeRateUpper > r.TargetEscape {
-		need := ""
-		if z := eval.ZeroEventTrials(r.TargetEscape, eval.Confidence); z > 0 {
-			need = fmt.Sprintf("; %d defective images, none passed, would", z)
+	// Too few defective images to vouch for the escape target: say how far
+	// they do, and how many would.
+	if a := r.After.Automation; a.Defective > 0 && a.EscapeRateUpper > r.TargetEscape {
+		fmt.Fprintf(w, "  note: %d of %d defective images passed, which bounds the escape rate under %.4f at %.0f %% confidence, not under the target %.4g",
+			a.Escapes, a.Defective, a.EscapeRateUpper, eval.Confidence*100, r.TargetEscape)
+		if float64(a.Defective)*r.TargetEscape < 1 {
+			fmt.Fprint(w, " (at this target none may pass here, so one image sets the threshold)")
 		}
-		fmt.Fprintf(w, "  note: %d of %d defective passed bounds the escape rate under %.4f at %.0f %% confidence, not under the target %.4g%s\n",
-			a.Escapes, a.Defective, a.EscapeRateUpper, eval.Confidence*100, r.TargetEscape, need)
+		if z := eval.ZeroEventTrials(r.TargetEscape, eval.Confidence); z > 0 {
+			fmt.Fprintf(w, "; %d defective images, none passed, would vouch for it", z)
+		}
+		fmt.Fprintln(w)
 	}
 	if r.Written {
 		fmt.Fprintf(w, "wrote the thresholds and the validation metrics into %s/%s\n", dir, inference.ManifestFile)
