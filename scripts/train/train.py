@@ -132,6 +132,10 @@ def parse_args(argv):
     p.add_argument("--edge-chips", type=float, default=0.0, metavar="P",
                    help="synthetic chipped edges: a good training image becomes, with probability P, an image of "
                         "--edge-chip-class with a piece missing at its border (and that piece in its mask)")
+    p.add_argument("--window-edge-chips", type=float, default=None, metavar="P",
+                   help="--windows: the --edge-chips probability for the training windows, the whole photos keep "
+                        "--edge-chips (default: the same as --edge-chips); a thin break along a long photo's edge "
+                        "is seen in its windows, while chips on whole views make good parts' own edges suspect")
     p.add_argument("--edge-chip-class", default="break", help="the class of a chipped edge (default break)")
     p.add_argument("--chip-slivers", type=float, default=0.0, metavar="Q",
                    help="this fraction of the synthetic chips are slivers: a thin piece along a side (30-100 %% of "
@@ -216,6 +220,12 @@ def parse_args(argv):
         p.error("--folds must be 0 or >= 2, and not with --ensemble")
     if not 0 <= a.edge_chips <= 1:
         p.error("--edge-chips must be in [0, 1]")
+    if a.window_edge_chips is None:
+        a.window_edge_chips = a.edge_chips
+    elif not a.windows:
+        p.error("--window-edge-chips is for --windows (the training windows' chips)")
+    elif not 0 <= a.window_edge_chips <= 1:
+        p.error("--window-edge-chips must be in [0, 1]")
     if not 0 <= a.chip_slivers <= 1:
         p.error("--chip-slivers must be in [0, 1]")
     if not 0 <= a.synth_defects <= 1:
@@ -421,7 +431,7 @@ def pixel_grid(h, w):
 
 def edge_chips(xb, eb, yb, gen, prob, chip_idx, good_idx, slivers=0.0):
     """Synthetic chipped edges: each good image of the batch becomes, with
-    probability prob, an image of class chip_idx with an elliptic piece
+    probability prob (a number, or one per row), an image of class chip_idx with an elliptic piece
     missing at a random place on a random side (along the edge 8-28 % of
     the side, into the part 3-14 %), filled with another image's texture,
     shifted and brighter or darker (x0.5..1.7), and the piece in its defect
@@ -622,7 +632,7 @@ def arch_description(args, arch):
 
 
 def train_one(args, seed, X, y, k, class_w, progress_prefix, M=None, C=None, good_idx=(0,), chip_idx=-1, synth=None,
-              arch=None, view_w=None):
+              arch=None, view_w=None, n_photos=None):
     arch = arch or args.archs[0]
     torch.manual_seed(seed)
     gen = torch.Generator().manual_seed(seed)
@@ -662,6 +672,11 @@ def train_one(args, seed, X, y, k, class_w, progress_prefix, M=None, C=None, goo
                 rows = [i for i in range(len(y)) if y[i] == c and M[i].any()]
                 if rows:
                     donors.append(rows)
+    # rows from n_photos on are windows: they get their own edge-chip probability
+    chip_p = torch.full((len(X),), args.edge_chips, dtype=torch.float32)
+    if n_photos is not None:
+        chip_p[n_photos:] = args.window_edge_chips
+    any_chips = bool((chip_p > 0).any())
     tty = sys.stdout.isatty()
     for ep in range(args.epochs):
         net.train()
@@ -674,8 +689,8 @@ def train_one(args, seed, X, y, k, class_w, progress_prefix, M=None, C=None, goo
             xb = Xt[bi].unsqueeze(1).float() / 255
             yb = yt[bi]
             eb = Et[bi].float() if seg else None
-            if args.edge_chips > 0:
-                edge_chips(xb, eb, yb, gen, args.edge_chips, chip_idx, list(good_idx), args.chip_slivers)
+            if any_chips:
+                edge_chips(xb, eb, yb, gen, chip_p[bi], chip_idx, list(good_idx), args.chip_slivers)
             if synth:
                 synth_defects(xb, eb, yb, gen, args.synth_defects, synth, list(good_idx), args.synth_border)
             if donors:
@@ -864,7 +879,7 @@ def main(argv=None):
     lab = {c: i for i, c in enumerate(labels)}
     good_idx = [lab[g] for g in good]
     chip_idx = -1
-    if args.edge_chips > 0:
+    if args.edge_chips > 0 or args.window_edge_chips > 0:
         if args.edge_chip_class not in lab or args.edge_chip_class in good:
             print("train: --edge-chip-class %r is not a defect class of %s (classes: %s)"
                   % (args.edge_chip_class, args.data, ", ".join(labels)), file=sys.stderr)
@@ -916,7 +931,7 @@ def main(argv=None):
     counts = np.bincount(ytr, minlength=len(labels)).astype(np.float64)
     class_w = 1 / np.sqrt(np.maximum(counts, 1))
     class_w = class_w / (class_w * counts).sum() * counts.sum()
-    view_w, wva = None, None
+    view_w, wva, n_photos = None, None, len(ytr)
     if args.windows:
         vfiles = parts["val"] or parts["train"]
         wva = lsdata.load_windows(args.data, vfiles, args.size, args.windows, args.window_min_aspect, masks=False)
@@ -957,7 +972,7 @@ def main(argv=None):
         for e in range(args.ensemble):
             nets.append(train_one(args, args.seed + e, Xtr, ytr, len(labels), class_w,
                                   "[net %d/%d]" % (e + 1, args.ensemble), Mtr, Ctr, good_idx, chip_idx, synth,
-                                  args.archs[e % len(args.archs)], view_w))
+                                  args.archs[e % len(args.archs)], view_w, n_photos))
     train_s = time.time() - t_start
     serving = lsmodel.Serving(nets, args.tta).eval()
     if args.save_nets:
@@ -1037,6 +1052,9 @@ def main(argv=None):
         ex["edge_chips"] = ("%g of good training images get a synthetic chipped edge (class %s, in the mask): an "
                             "elliptic piece at a random border, another image's texture x0.5..1.7"
                             % (args.edge_chips, args.edge_chip_class))
+    if args.windows and args.window_edge_chips != args.edge_chips:
+        ex["window_edge_chips"] = ("%g of good training windows get a synthetic chipped edge (the whole photos: %g)"
+                                   % (args.window_edge_chips, args.edge_chips))
     if args.group_exposures:
         ex["split_groups"] = ("a part's photos at several exposures kept in one split (names expE_num_N, N within %d, "
                               "E increasing)" % args.group_exposures)

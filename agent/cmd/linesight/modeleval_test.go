@@ -736,3 +736,56 @@ for border in (0.1, 0.02):
 		t.Errorf("images with a pit in the outer 4 px of 64: %d at border 0.1 (want 0), %d at 0.02 (want >= 20)", got[0][2], got[1][2])
 	}
 }
+
+// TestEdgeChipsPerRow runs train.py's synthetic chipped edges with one
+// probability per row, as --window-edge-chips gives the training windows
+// their own: rows at 0 keep their image and label, rows at 1 all become the
+// chip class with the piece in the mask, and a probability given per row
+// draws what the same number given once draws (so the recipe without the
+// option trains the same bytes). The option without --windows is an error
+// before any training.
+func TestEdgeChipsPerRow(t *testing.T) {
+	needTorch(t)
+	prog := `
+import sys, torch
+sys.path.insert(0, sys.argv[1])
+import train
+def run(prob):
+    g = torch.Generator().manual_seed(3)
+    xb = torch.rand(200, 1, 48, 48, generator=torch.Generator().manual_seed(1))
+    eb, yb = torch.zeros(200, 2, 48, 48), torch.zeros(200, dtype=torch.long)
+    x0 = xb.clone()
+    train.edge_chips(xb, eb, yb, g, prob, 1, [0])
+    return x0, xb, eb, yb
+p = torch.zeros(200)
+p[100:] = 1
+x0, xb, eb, yb = run(p)
+low, high = slice(0, 100), slice(100, 200)
+print(int((yb[low] != 0).sum()), int(eb[low].abs().sum() > 0), int(torch.equal(xb[low], x0[low])),
+      int((yb[high] == 1).sum()), int(eb[high, 0].flatten(1).any(1).sum()))
+a, b = run(0.3), run(torch.full((200,), 0.3))
+print(int(all(torch.equal(u, v) for u, v in zip(a, b))), int((a[3] == 1).sum()))
+`
+	out, err := exec.Command(trainPython, "-c", prog, filepath.Dir(trainScript)).CombinedOutput()
+	if err != nil {
+		t.Fatalf("%v: %s", err, out)
+	}
+	var lowChanged, lowMask, lowSame, highChip, highMask, same, chips int
+	if _, err := fmt.Sscan(string(out), &lowChanged, &lowMask, &lowSame, &highChip, &highMask, &same, &chips); err != nil {
+		t.Fatalf("output %q: %v", out, err)
+	}
+	if lowChanged != 0 || lowMask != 0 || lowSame != 1 {
+		t.Errorf("rows at probability 0: %d relabelled, mask touched %d, images unchanged %d; want 0, 0, 1", lowChanged, lowMask, lowSame)
+	}
+	if highChip != 100 || highMask != 100 {
+		t.Errorf("rows at probability 1: %d labelled the chip class, %d with a mask; want 100 and 100", highChip, highMask)
+	}
+	if same != 1 || chips < 30 || chips > 90 {
+		t.Errorf("probability 0.3 once and per row: identical %d (want 1), %d of 200 chipped (want about 60)", same, chips)
+	}
+
+	code, log := train(t, "--data", t.TempDir(), "--out", filepath.Join(t.TempDir(), "m"), "--edge-chips", "0.1", "--window-edge-chips", "0.2")
+	if code != 2 || !strings.Contains(log, "--window-edge-chips is for --windows") {
+		t.Errorf("--window-edge-chips without --windows: exit %d, want 2 and a message naming --windows:\n%s", code, log)
+	}
+}
