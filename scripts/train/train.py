@@ -22,8 +22,9 @@ output, or a fleet collector export); *_mask.* files are ignored. The script
   5. writes DIR/model.onnx + DIR/manifest.json (fp32) and DIR/int8/ (int8
      static QDQ, calibrated on training images, thresholds calibrated on its
      own simulated outputs), DIR/split.json (which file went where) and
-     DIR/heldout/{test,HOLDOUT}/CLASS/NAME.jpg symlinks for
-     `linesight model eval --data`.
+     DIR/heldout/{val,test,HOLDOUT}/CLASS/NAME.jpg symlinks for
+     `linesight model eval --data` (and DIR/trained/ for the training
+     split's).
 
 Options beyond the original recipe (all off by default, so `make model`
 is unchanged): --arch segnet|plainseg (a segmentation head trained on the
@@ -192,7 +193,7 @@ def parse_args(argv):
     p.add_argument("--calib-images", type=int, default=128, help="training images for int8 calibration")
     p.add_argument("--no-int8", action="store_true")
     p.add_argument("--threads", type=int, default=2)
-    p.add_argument("--no-links", action="store_true", help="do not write heldout/ symlink folders")
+    p.add_argument("--no-links", action="store_true", help="do not write the heldout/ and trained/ symlink folders")
     p.add_argument("--save-val-scores", default="", metavar="FILE",
                    help="also write the calibration split's files, classes and fp32 class probabilities to FILE "
                         "(JSON), e.g. to compare or combine models offline")
@@ -1143,9 +1144,11 @@ def main(argv=None):
     if not args.no_links:
         root = os.path.abspath(args.data)
         for k, v in parts.items():
-            if k == "train" or not v:
+            if not v:
                 continue
-            base = os.path.join(out, "heldout", k)
+            # the training split too: a model unsure of the parts it trained
+            # on is underfit, not failing to generalise (README, session 13)
+            base = os.path.join(out, "trained") if k == "train" else os.path.join(out, "heldout", k)
             shutil.rmtree(base, ignore_errors=True)
             for r, _ in v:
                 os.makedirs(os.path.join(base, os.path.dirname(r)), exist_ok=True)

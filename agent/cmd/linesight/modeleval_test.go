@@ -153,8 +153,12 @@ func TestModelTrainEvalSmoke(t *testing.T) {
 		if fp, err := inference.Fingerprint(data, trainFiles); err != nil || fp != m.Training.Fingerprint {
 			t.Errorf("%s: Python's training fingerprint %s, Go's %s (%v)", pkgDir, m.Training.Fingerprint, fp, err)
 		}
-		for _, sub := range []string{"val", "test"} {
-			r := evalJSON(t, pkgDir, filepath.Join(out, "heldout", sub))
+		for _, sub := range []string{"val", "test", "train"} {
+			dir := filepath.Join(out, "heldout", sub)
+			if sub == "train" {
+				dir = filepath.Join(out, "trained") // what the networks trained on, for model eval too
+			}
+			r := evalJSON(t, pkgDir, dir)
 			checkReport(t, &r, m, len(split.Splits[sub]))
 			if sub == "val" {
 				// The manifest's calibration was measured on the same val
