@@ -35,7 +35,9 @@ ImageNet-trained weights that scripts/train/backbone.sh fetches), --arch
 A+B (an ensemble of different segmentation networks), --resize letterbox --pad P, --size WxH with --orient
 landscape (a non-square input; parts taller than wide turned a quarter so their long side lies along its
 width, as the Go engine does with the manifest's input.orient), --defect-weight W, --folds K,
---edge-chips P and --chip-slivers Q (synthetic chipped edges and slivers),
+--edge-chips P and --chip-slivers Q (synthetic chipped edges and slivers;
+--window-edge-chips P: the training windows' own probability),
+--windows OVERLAP (elongated photos also scored in square windows),
 --synth-defects P (synthetic pits, thin lines and texture patches),
 --transplant P (real training defects pasted into good images), --crop-prob
 P (random crops, relabelled by their masks), --ema D (averaged weights),
@@ -432,8 +434,9 @@ def pixel_grid(h, w):
 
 def edge_chips(xb, eb, yb, gen, prob, chip_idx, good_idx, slivers=0.0):
     """Synthetic chipped edges: each good image of the batch becomes, with
-    probability prob (a number, or one per row), an image of class chip_idx with an elliptic piece
-    missing at a random place on a random side (along the edge 8-28 % of
+    probability prob (a number, or a tensor of one per row), an image of
+    class chip_idx with an elliptic piece missing at a random place on a
+    random side (along the edge 8-28 % of
     the side, into the part 3-14 %), filled with another image's texture,
     shifted and brighter or darker (x0.5..1.7), and the piece in its defect
     mask. Applied before the other augmentations, which then treat it as
