@@ -36,7 +36,8 @@ A+B (an ensemble of different segmentation networks), --resize letterbox --pad P
 landscape (a non-square input; parts taller than wide turned a quarter so their long side lies along its
 width, as the Go engine does with the manifest's input.orient), --defect-weight W, --folds K,
 --edge-chips P and --chip-slivers Q (synthetic chipped edges and slivers;
---window-edge-chips P: the training windows' own probability),
+--window-edge-chips P: the training windows' own probability; --chip-fill
+bite: chips that look like the real breaks, darker and ragged),
 --windows OVERLAP (elongated photos also scored in square windows),
 --synth-defects P (synthetic pits, thin lines and texture patches),
 --transplant P (real training defects pasted into good images), --crop-prob
@@ -140,6 +141,11 @@ def parse_args(argv):
                         "--edge-chips (default: the same as --edge-chips); a thin break along a long photo's edge "
                         "is seen in its windows, while chips on whole views make good parts' own edges suspect")
     p.add_argument("--edge-chip-class", default="break", help="the class of a chipped edge (default break)")
+    p.add_argument("--chip-fill", choices=CHIP_FILLS, default="texture",
+                   help="what shows in a synthetic chip: texture (another image's, shifted, x0.5..1.7; the "
+                        "default) or bite (as the real breaks of the magnetic tiles: the part's own level darker, "
+                        "x0.45..1 for most, its grain fainter and turned across, a ragged outline, a bright "
+                        "fracture rim on half of them)")
     p.add_argument("--chip-slivers", type=float, default=0.0, metavar="Q",
                    help="this fraction of the synthetic chips are slivers: a thin piece along a side (30-100 %% of "
                         "it, 1-3.5 %% deep), as a tile broken along its edge (default 0)")
@@ -432,7 +438,10 @@ def pixel_grid(h, w):
     return torch.meshgrid(torch.arange(h, dtype=torch.float32), torch.arange(w, dtype=torch.float32), indexing="ij")
 
 
-def edge_chips(xb, eb, yb, gen, prob, chip_idx, good_idx, slivers=0.0):
+CHIP_FILLS = ("texture", "bite")
+
+
+def edge_chips(xb, eb, yb, gen, prob, chip_idx, good_idx, slivers=0.0, fill="texture"):
     """Synthetic chipped edges: each good image of the batch becomes, with
     probability prob (a number, or a tensor of one per row), an image of
     class chip_idx with an elliptic piece missing at a random place on a
@@ -443,7 +452,8 @@ def edge_chips(xb, eb, yb, gen, prob, chip_idx, good_idx, slivers=0.0):
     any real defect. With slivers > 0, that fraction of the chips are
     slivers instead: a thin piece along a side (30-100 % of it, 1-3.5 %
     deep), as a tile broken along its edge. Lengths along a side are
-    fractions of that side, depths of the other. xb [B,1,H,W] in [0,1], eb
+    fractions of that side, depths of the other. fill "bite" fills the
+    piece as bite_fill does instead (see there). xb [B,1,H,W] in [0,1], eb
     [B,2,H,W] (mask, content) or None, yb [B]: changed in place."""
     b, h, w = xb.shape[0], xb.shape[-2], xb.shape[-1]
     rows, r = pick_good(b, yb, gen, prob, good_idx)
@@ -459,12 +469,48 @@ def edge_chips(xb, eb, yb, gen, prob, chip_idx, good_idx, slivers=0.0):
             along, into = ls * (0.15 + 0.35 * r()), ds * (0.01 + 0.025 * r())
         cy, cx, ry, rx = [(0, pos, into, along), (h - 1, pos, into, along),
                           (pos, 0, along, into), (pos, w - 1, along, into)][side]
-        m = ((yy - cy) / ry) ** 2 + ((xx - cx) / rx) ** 2 <= 1
-        src = xb[int(r() * b), 0].roll((int(r() * h), int(r() * w)), (0, 1))
-        xb[i, 0] = torch.where(m, (src * (0.5 + 1.2 * r())).clamp(0, 1), xb[i, 0])
+        d = ((yy - cy) / ry) ** 2 + ((xx - cx) / rx) ** 2
+        if fill == "bite":
+            m, xb[i, 0] = bite_fill(xb[i, 0], d, r, gen)
+        else:
+            m = d <= 1
+            src = xb[int(r() * b), 0].roll((int(r() * h), int(r() * w)), (0, 1))
+            xb[i, 0] = torch.where(m, (src * (0.5 + 1.2 * r())).clamp(0, 1), xb[i, 0])
         if eb is not None:
             eb[i, 0] = torch.where(m, torch.ones(()), eb[i, 0])
         yb[i] = chip_idx
+
+
+def bite_fill(img, d, r, gen):
+    """A chip that looks like the real breaks of the magnetic tiles (their
+    masks against a ring just outside: the inside is darker, median x0.74,
+    and smoother, its spread x0.75): the piece is
+    d <= 1 with its outline made ragged by a smooth random field (up to
+    +-30 % of the radius, varying over 8 px), filled with the ring's mean level times 0.45..1 (15 % of
+    them 1..1.4: a brighter facet), plus the part's own grain, turned
+    across and shifted, times 0.5..1.2 (a fracture does not have the
+    grinding marks' direction), and on half of them a 1-2 px rim x1.15..1.5
+    (the fracture edge catching the light). img [H,W] in [0,1], d [H,W]
+    the normalised distance from the chip's centre; r draws one uniform
+    number, gen the field. Returns the mask and the new image."""
+    h, w = img.shape
+    field = torch.rand(1, 1, 20, 20, generator=gen) * 2 - 1
+    field = F.interpolate(field, size=(h, w), mode="bilinear", align_corners=False)[0, 0]
+    m = d <= 1 + 0.6 * r() * field
+    if not bool(m.any()):
+        m = d <= 1
+    mf = m.float().view(1, 1, h, w)
+    ring = (F.max_pool2d(mf, 9, 1, 4)[0, 0] > 0) & ~m
+    level = img[ring].mean() if bool(ring.any()) else img.mean()
+    scale = 0.45 + 0.55 * r() if r() < 0.85 else 1.0 + 0.4 * r()
+    grain = img - F.avg_pool2d(img.view(1, 1, h, w), 9, 1, 4, count_include_pad=False)[0, 0]
+    grain = (grain.t() if h == w else grain.flip(0)).roll((int(r() * h), int(r() * w)), (0, 1))
+    inside = level * scale + grain * (0.5 + 0.7 * r())
+    if r() < 0.5:
+        k = 3 if r() < 0.5 else 5
+        rim = m & (-F.max_pool2d(-mf, k, 1, k // 2)[0, 0] < 0.5)
+        inside = torch.where(rim, inside * (1.15 + 0.35 * r()), inside)
+    return m, torch.where(m, inside.clamp(0, 1), img)
 
 
 def transplant(xb, eb, yb, gen, prob, good_idx, X, y, M, donors):
@@ -694,7 +740,7 @@ def train_one(args, seed, X, y, k, class_w, progress_prefix, M=None, C=None, goo
             yb = yt[bi]
             eb = Et[bi].float() if seg else None
             if any_chips:
-                edge_chips(xb, eb, yb, gen, chip_p[bi], chip_idx, list(good_idx), args.chip_slivers)
+                edge_chips(xb, eb, yb, gen, chip_p[bi], chip_idx, list(good_idx), args.chip_slivers, args.chip_fill)
             if synth:
                 synth_defects(xb, eb, yb, gen, args.synth_defects, synth, list(good_idx), args.synth_border)
             if donors:
@@ -1074,6 +1120,9 @@ def main(argv=None):
         ex["synth_defects"] = ("%g of good training images get a synthetic defect (%s; pits, a thin dark line, a "
                                "patch of changed texture), with its mask; pits and crack starts at least %g of the side from the border"
                                % (args.synth_defects, args.synth_kinds, args.synth_border))
+    if args.chip_fill != "texture" and (args.edge_chips or args.window_edge_chips):
+        ex["chip_fill"] = ("the synthetic chips are %s-filled (darker, fainter cross-grain, ragged, half with a "
+                           "bright rim)" % args.chip_fill)
     if args.chip_slivers:
         ex["chip_slivers"] = "%g of the synthetic chips are slivers along a side (30-100 %%, 1-3.5 %% deep)" % args.chip_slivers
     if args.ema:

@@ -793,3 +793,62 @@ print(int(all(torch.equal(u, v) for u, v in zip(a, b))), int((a[3] == 1).sum()))
 		t.Errorf("--window-edge-chips without --windows: exit %d, want 2 and a message naming --windows:\n%s", code, log)
 	}
 }
+
+// TestEdgeChipsBite runs train.py's bite-filled chips (--chip-fill bite) on
+// a striped surface: every chipped row has its piece in the mask, touching
+// the image's border, the pixels outside it untouched, and on most of them
+// the piece darker than the ring just outside (as the real breaks: median
+// x0.74); the default fill draws what "texture" draws, so recipes without
+// the option train the same bytes. An unknown fill is an error before any
+// training.
+func TestEdgeChipsBite(t *testing.T) {
+	needTorch(t)
+	prog := `
+import sys, torch
+import torch.nn.functional as F
+sys.path.insert(0, sys.argv[1])
+import train
+def run(*fill):
+    g = torch.Generator().manual_seed(5)
+    base = torch.rand(200, 1, 1, 48, generator=torch.Generator().manual_seed(2)) * 0.3 + 0.4
+    xb = base.expand(200, 1, 48, 48).clone()
+    eb, yb = torch.zeros(200, 2, 48, 48), torch.zeros(200, dtype=torch.long)
+    x0 = xb.clone()
+    train.edge_chips(xb, eb, yb, g, 1.0, 1, [0], 0.0, *fill)
+    return x0, xb, eb, yb
+x0, xb, eb, yb = run("bite")
+m = eb[:, 0] > 0
+border = m[:, 0, :].any(1) | m[:, -1, :].any(1) | m[:, :, 0].any(1) | m[:, :, -1].any(1)
+outside = all(torch.equal(xb[i, 0][~m[i]], x0[i, 0][~m[i]]) for i in range(200))
+ring = (F.max_pool2d(m.float().unsqueeze(1), 9, 1, 4)[:, 0] > 0) & ~m
+darker = sum(int(xb[i, 0][m[i]].mean() < x0[i, 0][ring[i]].mean()) for i in range(200))
+print(int((yb == 1).sum()), int(m.flatten(1).any(1).sum()), int(border.sum()), int(outside), darker)
+a, b = run(), run("texture")
+print(int(all(torch.equal(u, v) for u, v in zip(a, b))))
+`
+	out, err := exec.Command(trainPython, "-c", prog, filepath.Dir(trainScript)).CombinedOutput()
+	if err != nil {
+		t.Fatalf("%v: %s", err, out)
+	}
+	var chip, mask, border, outside, darker, same int
+	if _, err := fmt.Sscan(string(out), &chip, &mask, &border, &outside, &darker, &same); err != nil {
+		t.Fatalf("output %q: %v", out, err)
+	}
+	if chip != 200 || mask != 200 || border != 200 || outside != 1 {
+		t.Errorf("bite chips: %d labelled the chip class, %d with a mask, %d touching the border, outside untouched %d; want 200, 200, 200, 1",
+			chip, mask, border, outside)
+	}
+	// 85 % are drawn at x0.45..1 of the ring's level; the grain and the
+	// bright rim (on half, most of a small piece) lift some above it
+	if darker < 110 || darker > 190 {
+		t.Errorf("bite chips darker than the ring outside: %d of 200, want most (about 140) but not all", darker)
+	}
+	if same != 1 {
+		t.Errorf("the default fill and \"texture\" drew different chips; recipes without --chip-fill would train other bytes")
+	}
+
+	code, log := train(t, "--data", t.TempDir(), "--out", filepath.Join(t.TempDir(), "m"), "--edge-chips", "0.1", "--chip-fill", "paint")
+	if code != 2 || !strings.Contains(log, "--chip-fill") {
+		t.Errorf("--chip-fill paint: exit %d, want 2 and a message naming --chip-fill:\n%s", code, log)
+	}
+}
