@@ -38,6 +38,7 @@ width, as the Go engine does with the manifest's input.orient), --defect-weight 
 --edge-chips P and --chip-slivers Q (synthetic chipped edges and slivers;
 --window-edge-chips P: the training windows' own probability; --chip-fill
 bite: chips that look like the real breaks, darker and ragged),
+--edge-shade P (dark bowed bands along a side, as the tiles' curved ends, label kept),
 --windows OVERLAP (elongated photos also scored in square windows),
 --synth-defects P (synthetic pits, thin lines and texture patches),
 --transplant P (real training defects pasted into good images), --crop-prob
@@ -141,6 +142,10 @@ def parse_args(argv):
                         "--edge-chips (default: the same as --edge-chips); a thin break along a long photo's edge "
                         "is seen in its windows, while chips on whole views make good parts' own edges suspect")
     p.add_argument("--edge-chip-class", default="break", help="the class of a chipped edge (default break)")
+    p.add_argument("--edge-shade", type=float, default=0.0, metavar="P",
+                   help="shaded edges: a training image of any class gets, with probability P, one side darkened "
+                        "in a band that bows as the tiles' curved ends do, its label kept (the good parts' own dark "
+                        "edges are what synthetic chips make suspect; default 0)")
     p.add_argument("--chip-fill", choices=CHIP_FILLS, default="texture",
                    help="what shows in a synthetic chip: texture (another image's, shifted, x0.5..1.7; the "
                         "default) or bite (as the real breaks of the magnetic tiles: the part's own level darker, "
@@ -235,6 +240,8 @@ def parse_args(argv):
         p.error("--window-edge-chips is for --windows (the training windows' chips)")
     elif not 0 <= a.window_edge_chips <= 1:
         p.error("--window-edge-chips must be in [0, 1]")
+    if not 0 <= a.edge_shade <= 1:
+        p.error("--edge-shade must be in [0, 1]")
     if not 0 <= a.chip_slivers <= 1:
         p.error("--chip-slivers must be in [0, 1]")
     if not 0 <= a.synth_defects <= 1:
@@ -439,6 +446,37 @@ def pixel_grid(h, w):
 
 
 CHIP_FILLS = ("texture", "bite")
+
+
+def edge_shade(xb, eb, gen, prob):
+    """Shaded edges, a label-keeping augmentation: each image of the batch,
+    of any class, gets with probability prob one side darkened in a band
+    as the magnetic tiles' curved ends are (the good parts that synthetic
+    chips make suspect have them): 1-8 % of the other side deep at the
+    side's middle, bowed by -5..+5 % towards its ends (a negative bow
+    can let the band run out before them), darkened x0.2..0.65 with a
+    1-3 px soft inner edge. An image whose defect mask reaches into the
+    band is left as it was, so the band never hides a defect under its
+    label. xb [B,1,H,W] in [0,1], eb [B,2,H,W] (mask, content) or None:
+    xb changed in place."""
+    b, h, w = xb.shape[0], xb.shape[-2], xb.shape[-1]
+    rows = torch.nonzero(torch.rand(b, generator=gen) < prob).flatten().tolist()
+    if not rows:
+        return
+    r = lambda: float(torch.rand((), generator=gen))  # noqa: E731
+    yy, xx = pixel_grid(h, w)
+    for i in rows:
+        side = int(r() * 4)
+        ds = h if side < 2 else w
+        t = xx / (w - 1) if side < 2 else yy / (h - 1)
+        dist = [yy, (h - 1) - yy, xx, (w - 1) - xx][side]
+        depth = (ds * (0.01 + 0.07 * r()) + ds * (r() * 0.1 - 0.05) * (2 * t - 1) ** 2).clamp_min(0)
+        soft = 1 + 2 * r()
+        a = ((depth - dist) / soft + 0.5).clamp(0, 1)
+        f = 0.2 + 0.45 * r()
+        if eb is not None and bool((eb[i, 0] > 0)[a > 0].any()):
+            continue
+        xb[i, 0] = xb[i, 0] * (1 - a * (1 - f))
 
 
 def edge_chips(xb, eb, yb, gen, prob, chip_idx, good_idx, slivers=0.0, fill="texture"):
@@ -739,6 +777,8 @@ def train_one(args, seed, X, y, k, class_w, progress_prefix, M=None, C=None, goo
             xb = Xt[bi].unsqueeze(1).float() / 255
             yb = yt[bi]
             eb = Et[bi].float() if seg else None
+            if args.edge_shade > 0:
+                edge_shade(xb, eb, gen, args.edge_shade)
             if any_chips:
                 edge_chips(xb, eb, yb, gen, chip_p[bi], chip_idx, list(good_idx), args.chip_slivers, args.chip_fill)
             if synth:
@@ -1120,6 +1160,9 @@ def main(argv=None):
         ex["synth_defects"] = ("%g of good training images get a synthetic defect (%s; pits, a thin dark line, a "
                                "patch of changed texture), with its mask; pits and crack starts at least %g of the side from the border"
                                % (args.synth_defects, args.synth_kinds, args.synth_border))
+    if args.edge_shade:
+        ex["edge_shade"] = ("%g of training images (any class, label kept) get one side darkened in a bowed band "
+                            "(1-8 %% deep, x0.2..0.65)" % args.edge_shade)
     if args.chip_fill != "texture" and (args.edge_chips or args.window_edge_chips):
         ex["chip_fill"] = ("the synthetic chips are %s-filled (darker, fainter cross-grain, ragged, half with a "
                            "bright rim)" % args.chip_fill)

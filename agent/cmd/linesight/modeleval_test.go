@@ -852,3 +852,56 @@ print(int(all(torch.equal(u, v) for u, v in zip(a, b))))
 		t.Errorf("--chip-fill paint: exit %d, want 2 and a message naming --chip-fill:\n%s", code, log)
 	}
 }
+
+// TestEdgeShade runs train.py's shaded edges (--edge-shade) on flat grey
+// images: at probability 1 every image without a defect mask is darkened
+// in a band along one side (the pixel at that side's middle darker, the
+// centre untouched, nothing brighter) and keeps its label; an image whose
+// defect mask runs along every side is left as it was (the band must not
+// hide a defect); at probability 0 nothing changes. Values out of [0, 1]
+// are an error before any training.
+func TestEdgeShade(t *testing.T) {
+	needTorch(t)
+	prog := `
+import sys, torch
+sys.path.insert(0, sys.argv[1])
+import train
+xb = torch.full((100, 1, 40, 40), 0.6)
+eb = torch.zeros(100, 2, 40, 40)
+eb[50:, 0, :, :3] = 1
+eb[50:, 0, :, -3:] = 1
+eb[50:, 0, :3, :] = 1
+eb[50:, 0, -3:, :] = 1
+x0 = xb.clone()
+train.edge_shade(xb, eb, torch.Generator().manual_seed(4), 1.0)
+mids = torch.stack([xb[:, 0, 0, 20], xb[:, 0, -1, 20], xb[:, 0, 20, 0], xb[:, 0, 20, -1]], 1)
+shaded = int((mids[:50].min(1).values < 0.6 - 1e-6).sum())
+centre = int((xb[:, 0, 20, 20] == 0.6).all())
+brighter = int((xb > x0 + 1e-6).any())
+masked = int(torch.equal(xb[50:], x0[50:]))
+x1 = x0.clone()
+train.edge_shade(x1, None, torch.Generator().manual_seed(4), 0.0)
+print(shaded, centre, brighter, masked, int(torch.equal(x1, x0)))
+`
+	out, err := exec.Command(trainPython, "-c", prog, filepath.Dir(trainScript)).CombinedOutput()
+	if err != nil {
+		t.Fatalf("%v: %s", err, out)
+	}
+	var shaded, centre, brighter, masked, none int
+	if _, err := fmt.Sscan(string(out), &shaded, &centre, &brighter, &masked, &none); err != nil {
+		t.Fatalf("output %q: %v", out, err)
+	}
+	if shaded != 50 || centre != 1 || brighter != 0 {
+		t.Errorf("probability 1: %d of 50 images darker at a side's middle, centre untouched %d, any pixel brighter %d; want 50, 1, 0", shaded, centre, brighter)
+	}
+	if masked != 1 {
+		t.Errorf("images whose defect mask runs along every side were shaded; the band would hide a defect under its label")
+	}
+	if none != 1 {
+		t.Errorf("probability 0 changed images")
+	}
+	code, log := train(t, "--data", t.TempDir(), "--out", filepath.Join(t.TempDir(), "m"), "--edge-shade", "1.5")
+	if code != 2 || !strings.Contains(log, "--edge-shade must be in [0, 1]") {
+		t.Errorf("--edge-shade 1.5: exit %d, want 2 and a message naming the range:\n%s", code, log)
+	}
+}
