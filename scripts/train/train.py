@@ -148,9 +148,9 @@ def parse_args(argv):
                         "edges are what synthetic chips make suspect; default 0)")
     p.add_argument("--chip-fill", choices=CHIP_FILLS, default="texture",
                    help="what shows in a synthetic chip: texture (another image's, shifted, x0.5..1.7; the "
-                        "default) or bite (as the real breaks of the magnetic tiles: the part's own level darker, "
+                        "default), bite (as the real breaks of the magnetic tiles: the part's own level darker, "
                         "x0.45..1 for most, its grain fainter and turned across, a ragged outline, a bright "
-                        "fracture rim on half of them)")
+                        "fracture rim on half of them) or bright (texture x1.1..1.7: no dark chips)")
     p.add_argument("--chip-slivers", type=float, default=0.0, metavar="Q",
                    help="this fraction of the synthetic chips are slivers: a thin piece along a side (30-100 %% of "
                         "it, 1-3.5 %% deep), as a tile broken along its edge (default 0)")
@@ -445,7 +445,7 @@ def pixel_grid(h, w):
     return torch.meshgrid(torch.arange(h, dtype=torch.float32), torch.arange(w, dtype=torch.float32), indexing="ij")
 
 
-CHIP_FILLS = ("texture", "bite")
+CHIP_FILLS = ("texture", "bite", "bright")
 
 
 def edge_shade(xb, eb, gen, prob):
@@ -491,7 +491,9 @@ def edge_chips(xb, eb, yb, gen, prob, chip_idx, good_idx, slivers=0.0, fill="tex
     slivers instead: a thin piece along a side (30-100 % of it, 1-3.5 %
     deep), as a tile broken along its edge. Lengths along a side are
     fractions of that side, depths of the other. fill "bite" fills the
-    piece as bite_fill does instead (see there). xb [B,1,H,W] in [0,1], eb
+    piece as bite_fill does instead (see there); "bright" scales the
+    texture x1.1..1.7 only, so no chip is a dark bite (the good parts'
+    own dark edges are what the dark ones make suspect). xb [B,1,H,W] in [0,1], eb
     [B,2,H,W] (mask, content) or None, yb [B]: changed in place."""
     b, h, w = xb.shape[0], xb.shape[-2], xb.shape[-1]
     rows, r = pick_good(b, yb, gen, prob, good_idx)
@@ -513,7 +515,8 @@ def edge_chips(xb, eb, yb, gen, prob, chip_idx, good_idx, slivers=0.0, fill="tex
         else:
             m = d <= 1
             src = xb[int(r() * b), 0].roll((int(r() * h), int(r() * w)), (0, 1))
-            xb[i, 0] = torch.where(m, (src * (0.5 + 1.2 * r())).clamp(0, 1), xb[i, 0])
+            gain = 1.1 + 0.6 * r() if fill == "bright" else 0.5 + 1.2 * r()
+            xb[i, 0] = torch.where(m, (src * gain).clamp(0, 1), xb[i, 0])
         if eb is not None:
             eb[i, 0] = torch.where(m, torch.ones(()), eb[i, 0])
         yb[i] = chip_idx
@@ -1164,8 +1167,9 @@ def main(argv=None):
         ex["edge_shade"] = ("%g of training images (any class, label kept) get one side darkened in a bowed band "
                             "(1-8 %% deep, x0.2..0.65)" % args.edge_shade)
     if args.chip_fill != "texture" and (args.edge_chips or args.window_edge_chips):
-        ex["chip_fill"] = ("the synthetic chips are %s-filled (darker, fainter cross-grain, ragged, half with a "
-                           "bright rim)" % args.chip_fill)
+        ex["chip_fill"] = "the synthetic chips are filled: " + {
+            "bite": "bite (darker, fainter cross-grain, ragged, half with a bright rim)",
+            "bright": "bright (another image's texture x1.1..1.7)"}[args.chip_fill]
     if args.chip_slivers:
         ex["chip_slivers"] = "%g of the synthetic chips are slivers along a side (30-100 %%, 1-3.5 %% deep)" % args.chip_slivers
     if args.ema:

@@ -799,8 +799,9 @@ print(int(all(torch.equal(u, v) for u, v in zip(a, b))), int((a[3] == 1).sum()))
 // the image's border, the pixels outside it untouched, and on most of them
 // the piece darker than the ring just outside (as the real breaks: median
 // x0.74); the default fill draws what "texture" draws, so recipes without
-// the option train the same bytes. An unknown fill is an error before any
-// training.
+// the option train the same bytes; "bright" chips are darker than their
+// ring far less often than "texture" ones. An unknown fill is an error
+// before any training.
 func TestEdgeChipsBite(t *testing.T) {
 	needTorch(t)
 	prog := `
@@ -825,13 +826,18 @@ darker = sum(int(xb[i, 0][m[i]].mean() < x0[i, 0][ring[i]].mean()) for i in rang
 print(int((yb == 1).sum()), int(m.flatten(1).any(1).sum()), int(border.sum()), int(outside), darker)
 a, b = run(), run("texture")
 print(int(all(torch.equal(u, v) for u, v in zip(a, b))))
+def darker_than_ring(x0, xb, eb):
+    m = eb[:, 0] > 0
+    ring = (F.max_pool2d(m.float().unsqueeze(1), 9, 1, 4)[:, 0] > 0) & ~m
+    return sum(int(xb[i, 0][m[i]].mean() < x0[i, 0][ring[i]].mean()) for i in range(200))
+print(darker_than_ring(*a[:3]), darker_than_ring(*run("bright")[:3]))
 `
 	out, err := exec.Command(trainPython, "-c", prog, filepath.Dir(trainScript)).CombinedOutput()
 	if err != nil {
 		t.Fatalf("%v: %s", err, out)
 	}
-	var chip, mask, border, outside, darker, same int
-	if _, err := fmt.Sscan(string(out), &chip, &mask, &border, &outside, &darker, &same); err != nil {
+	var chip, mask, border, outside, darker, same, texDark, brightDark int
+	if _, err := fmt.Sscan(string(out), &chip, &mask, &border, &outside, &darker, &same, &texDark, &brightDark); err != nil {
 		t.Fatalf("output %q: %v", out, err)
 	}
 	if chip != 200 || mask != 200 || border != 200 || outside != 1 {
@@ -845,6 +851,9 @@ print(int(all(torch.equal(u, v) for u, v in zip(a, b))))
 	}
 	if same != 1 {
 		t.Errorf("the default fill and \"texture\" drew different chips; recipes without --chip-fill would train other bytes")
+	}
+	if brightDark*2 > texDark {
+		t.Errorf("chips darker than their ring: %d of 200 bright, %d texture; want bright at most half as many", brightDark, texDark)
 	}
 
 	code, log := train(t, "--data", t.TempDir(), "--out", filepath.Join(t.TempDir(), "m"), "--edge-chips", "0.1", "--chip-fill", "paint")
