@@ -37,7 +37,7 @@ landscape (a non-square input; parts taller than wide turned a quarter so their 
 width, as the Go engine does with the manifest's input.orient), --defect-weight W, --folds K,
 --edge-chips P and --chip-slivers Q (synthetic chipped edges and slivers;
 --window-edge-chips P: the training windows' own probability; --chip-fill
-bite: chips that look like the real breaks, darker and ragged),
+bite|bright: chips darker and ragged as the real breaks, or bright only),
 --edge-shade P (dark bowed bands along a side, as the tiles' curved ends, label kept),
 --windows OVERLAP (elongated photos also scored in square windows),
 --synth-defects P (synthetic pits, thin lines and texture patches),
@@ -493,8 +493,9 @@ def edge_chips(xb, eb, yb, gen, prob, chip_idx, good_idx, slivers=0.0, fill="tex
     fractions of that side, depths of the other. fill "bite" fills the
     piece as bite_fill does instead (see there); "bright" scales the
     texture x1.1..1.7 only, so no chip is a dark bite (the good parts'
-    own dark edges are what the dark ones make suspect). xb [B,1,H,W] in [0,1], eb
-    [B,2,H,W] (mask, content) or None, yb [B]: changed in place."""
+    own dark edges are what the dark ones make suspect). xb [B,1,H,W] in
+    [0,1], eb [B,2,H,W] (mask, content) or None, yb [B]: changed in
+    place."""
     b, h, w = xb.shape[0], xb.shape[-2], xb.shape[-1]
     rows, r = pick_good(b, yb, gen, prob, good_idx)
     if not rows:
@@ -525,10 +526,10 @@ def edge_chips(xb, eb, yb, gen, prob, chip_idx, good_idx, slivers=0.0, fill="tex
 def bite_fill(img, d, r, gen):
     """A chip that looks like the real breaks of the magnetic tiles (their
     masks against a ring just outside: the inside is darker, median x0.74,
-    and smoother, its spread x0.75): the piece is
-    d <= 1 with its outline made ragged by a smooth random field (up to
-    +-30 % of the radius, varying over 8 px), filled with the ring's mean level times 0.45..1 (15 % of
-    them 1..1.4: a brighter facet), plus the part's own grain, turned
+    and smoother, its spread x0.75): the piece is d <= 1 with its outline
+    made ragged by a smooth random field (about +-30 % of the radius,
+    varying over 8 px), filled with the ring's mean level times 0.45..1
+    (15 % of them 1..1.4: a brighter facet), plus the part's own grain, turned
     across and shifted, times 0.5..1.2 (a fracture does not have the
     grinding marks' direction), and on half of them a 1-2 px rim x1.15..1.5
     (the fracture edge catching the light). img [H,W] in [0,1], d [H,W]
