@@ -29,6 +29,30 @@ func needTorch(t *testing.T) {
 	}
 }
 
+// runTrainPy runs a Python program given scripts/train's folder as its
+// first argument (it puts it on sys.path to import train) and scans the
+// numbers it prints into dst.
+func runTrainPy(t *testing.T, prog string, dst ...any) {
+	t.Helper()
+	out, err := exec.Command(trainPython, "-c", prog, filepath.Dir(trainScript)).CombinedOutput()
+	if err != nil {
+		t.Fatalf("%v: %s", err, out)
+	}
+	if _, err := fmt.Sscan(string(out), dst...); err != nil {
+		t.Fatalf("output %q: %v", out, err)
+	}
+}
+
+// wantUsage runs train.py with wrong options (on an empty data folder): it
+// must stop with exit 2 and a message holding want, before reading data.
+func wantUsage(t *testing.T, want string, args ...string) {
+	t.Helper()
+	code, log := train(t, append([]string{"--data", t.TempDir(), "--out", filepath.Join(t.TempDir(), "m")}, args...)...)
+	if code != 2 || !strings.Contains(log, want) {
+		t.Errorf("train.py %v: exit %d, want 2 and a message holding %q:\n%s", args, code, want, log)
+	}
+}
+
 func train(t *testing.T, args ...string) (int, string) {
 	t.Helper()
 	cmd := exec.Command(trainPython, append([]string{trainScript}, args...)...)
@@ -770,14 +794,8 @@ print(int((yb[low] != 0).sum()), int(eb[low].abs().sum() > 0), int(torch.equal(x
 a, b = run(0.3), run(torch.full((200,), 0.3))
 print(int(all(torch.equal(u, v) for u, v in zip(a, b))), int((a[3] == 1).sum()))
 `
-	out, err := exec.Command(trainPython, "-c", prog, filepath.Dir(trainScript)).CombinedOutput()
-	if err != nil {
-		t.Fatalf("%v: %s", err, out)
-	}
 	var lowChanged, lowMask, lowSame, highChip, highMask, same, chips int
-	if _, err := fmt.Sscan(string(out), &lowChanged, &lowMask, &lowSame, &highChip, &highMask, &same, &chips); err != nil {
-		t.Fatalf("output %q: %v", out, err)
-	}
+	runTrainPy(t, prog, &lowChanged, &lowMask, &lowSame, &highChip, &highMask, &same, &chips)
 	if lowChanged != 0 || lowMask != 0 || lowSame != 1 {
 		t.Errorf("rows at probability 0: %d relabelled, mask touched %d, images unchanged %d; want 0, 0, 1", lowChanged, lowMask, lowSame)
 	}
@@ -788,10 +806,7 @@ print(int(all(torch.equal(u, v) for u, v in zip(a, b))), int((a[3] == 1).sum()))
 		t.Errorf("probability 0.3 once and per row: identical %d (want 1), %d of 200 chipped (want about 60)", same, chips)
 	}
 
-	code, log := train(t, "--data", t.TempDir(), "--out", filepath.Join(t.TempDir(), "m"), "--edge-chips", "0.1", "--window-edge-chips", "0.2")
-	if code != 2 || !strings.Contains(log, "--window-edge-chips is for --windows") {
-		t.Errorf("--window-edge-chips without --windows: exit %d, want 2 and a message naming --windows:\n%s", code, log)
-	}
+	wantUsage(t, "--window-edge-chips is for --windows", "--edge-chips", "0.1", "--window-edge-chips", "0.2")
 }
 
 // TestEdgeChipsBite runs train.py's bite-filled chips (--chip-fill bite) on
@@ -832,14 +847,8 @@ def darker_than_ring(x0, xb, eb):
     return sum(int(xb[i, 0][m[i]].mean() < x0[i, 0][ring[i]].mean()) for i in range(200))
 print(darker_than_ring(*a[:3]), darker_than_ring(*run("bright")[:3]))
 `
-	out, err := exec.Command(trainPython, "-c", prog, filepath.Dir(trainScript)).CombinedOutput()
-	if err != nil {
-		t.Fatalf("%v: %s", err, out)
-	}
 	var chip, mask, border, outside, darker, same, texDark, brightDark int
-	if _, err := fmt.Sscan(string(out), &chip, &mask, &border, &outside, &darker, &same, &texDark, &brightDark); err != nil {
-		t.Fatalf("output %q: %v", out, err)
-	}
+	runTrainPy(t, prog, &chip, &mask, &border, &outside, &darker, &same, &texDark, &brightDark)
 	if chip != 200 || mask != 200 || border != 200 || outside != 1 {
 		t.Errorf("bite chips: %d labelled the chip class, %d with a mask, %d touching the border, outside untouched %d; want 200, 200, 200, 1",
 			chip, mask, border, outside)
@@ -856,10 +865,7 @@ print(darker_than_ring(*a[:3]), darker_than_ring(*run("bright")[:3]))
 		t.Errorf("chips darker than their ring: %d of 200 bright, %d texture; want bright at most half as many", brightDark, texDark)
 	}
 
-	code, log := train(t, "--data", t.TempDir(), "--out", filepath.Join(t.TempDir(), "m"), "--edge-chips", "0.1", "--chip-fill", "paint")
-	if code != 2 || !strings.Contains(log, "--chip-fill") {
-		t.Errorf("--chip-fill paint: exit %d, want 2 and a message naming --chip-fill:\n%s", code, log)
-	}
+	wantUsage(t, "--chip-fill", "--edge-chips", "0.1", "--chip-fill", "paint")
 }
 
 // TestEdgeShade runs train.py's shaded edges (--edge-shade) on flat grey
@@ -892,14 +898,8 @@ x1 = x0.clone()
 train.edge_shade(x1, None, torch.Generator().manual_seed(4), 0.0)
 print(shaded, centre, brighter, masked, int(torch.equal(x1, x0)))
 `
-	out, err := exec.Command(trainPython, "-c", prog, filepath.Dir(trainScript)).CombinedOutput()
-	if err != nil {
-		t.Fatalf("%v: %s", err, out)
-	}
 	var shaded, centre, brighter, masked, none int
-	if _, err := fmt.Sscan(string(out), &shaded, &centre, &brighter, &masked, &none); err != nil {
-		t.Fatalf("output %q: %v", out, err)
-	}
+	runTrainPy(t, prog, &shaded, &centre, &brighter, &masked, &none)
 	if shaded != 50 || centre != 1 || brighter != 0 {
 		t.Errorf("probability 1: %d of 50 images darker at a side's middle, centre untouched %d, any pixel brighter %d; want 50, 1, 0", shaded, centre, brighter)
 	}
@@ -909,8 +909,5 @@ print(shaded, centre, brighter, masked, int(torch.equal(x1, x0)))
 	if none != 1 {
 		t.Errorf("probability 0 changed images")
 	}
-	code, log := train(t, "--data", t.TempDir(), "--out", filepath.Join(t.TempDir(), "m"), "--edge-shade", "1.5")
-	if code != 2 || !strings.Contains(log, "--edge-shade must be in [0, 1]") {
-		t.Errorf("--edge-shade 1.5: exit %d, want 2 and a message naming the range:\n%s", code, log)
-	}
+	wantUsage(t, "--edge-shade must be in [0, 1]", "--edge-shade", "1.5")
 }
