@@ -433,10 +433,12 @@ def augment(x, gen, extra=None, geo_prob=0.3):
 
 
 def pick_good(b, yb, gen, prob, good_idx):
-    """The rows of a batch of b that get a synthetic defect: good images,
-    each with probability prob (one draw from gen per row); and r(), one
-    more uniform draw from gen per call."""
-    sel = (torch.rand(b, generator=gen) < prob) & torch.isin(yb, torch.tensor(good_idx))
+    """The rows of a batch of b that get a synthetic defect: good images
+    (every row with good_idx None), each with probability prob (one draw
+    from gen per row); and r(), one more uniform draw from gen per call."""
+    sel = torch.rand(b, generator=gen) < prob
+    if good_idx is not None:
+        sel &= torch.isin(yb, torch.tensor(good_idx))
     return torch.nonzero(sel).flatten().tolist(), lambda: float(torch.rand((), generator=gen))
 
 
@@ -460,10 +462,9 @@ def edge_shade(xb, eb, gen, prob):
     label. xb [B,1,H,W] in [0,1], eb [B,2,H,W] (mask, content) or None:
     xb changed in place."""
     b, h, w = xb.shape[0], xb.shape[-2], xb.shape[-1]
-    rows = torch.nonzero(torch.rand(b, generator=gen) < prob).flatten().tolist()
+    rows, r = pick_good(b, None, gen, prob, None)
     if not rows:
         return
-    r = lambda: float(torch.rand((), generator=gen))  # noqa: E731
     yy, xx = pixel_grid(h, w)
     for i in rows:
         side = int(r() * 4)
