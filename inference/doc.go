@@ -19,9 +19,10 @@
 //	             channels (gray | rgb | bgr), resize (stretch | letterbox | center-crop),
 //	             interpolation (linear | area | nearest), orient (none | landscape: a ROI taller
 //	             than wide is turned a quarter clockwise after the resize), pad_value, scale, mean, std,
-//	             windows {overlap, min_aspect} (square input, classify or anomaly: an elongated ROI is
-//	             also scored in squares of its short side along its long side; see Windows and
-//	             Engine.Run: the view with the lowest P(good) decides)
+//	             windows {overlap, min_aspect, corners} (square input, classify or anomaly: an
+//	             elongated ROI is also scored in squares of its short side along its long side,
+//	             with corners every ROI in its four corners too; see Windows and Engine.Run: the
+//	             view with the lowest P(good) decides)
 //	outputs      [{name, role}]: logits | probabilities | heatmap (classify);
 //	             score | label | anomaly_map | mask (anomaly, Anomalib's names);
 //	             boxes with box_format cxcywh | xyxy (detect, Ultralytics' [N,4+K,B])

@@ -280,8 +280,8 @@ func (m *model) retire() {
 // ErrDeadline. Other errors wrap ErrBadInput, ErrShape, ErrNonFinite,
 // onnx.ErrRun or ErrClosed; none of them stops the engine.
 //
-// A model with input windows (Input.Windows) scores an elongated ROI's
-// windows too, side by side with the whole ROI (they share batches and
+// A model with input windows (Input.Windows) scores the ROI's windows
+// (along an elongated ROI, and its corners) too, side by side with the whole ROI (they share batches and
 // sessions like frames of other cameras), and the result is the view with
 // the lowest GoodScore; Stats stay the whole ROI's, as the reference
 // statistics are of whole parts. Any view's error is the frame's error.

@@ -470,8 +470,14 @@ func (m *Manifest) validateWindows(v *validate.V, h, w int) {
 	if !(ws.Overlap >= 0 && ws.Overlap < 1) {
 		v.Add("overlap", ws.Overlap, "must be in [0, 1): the least overlap of neighbouring windows, a fraction of their side (e.g. 0.25)")
 	}
-	if !(ws.MinAspect >= 1) || math.IsInf(ws.MinAspect, 0) {
-		v.Add("min_aspect", ws.MinAspect, "must be a finite number >= 1: the long side over the short one from which a ROI gets windows (e.g. 1.3)")
+	if !(ws.MinAspect >= 1 || ws.MinAspect == 0) || math.IsInf(ws.MinAspect, 0) {
+		v.Add("min_aspect", ws.MinAspect, "must be a finite number >= 1: the long side over the short one from which a ROI gets windows (e.g. 1.3), or 0 for none along the long side")
+	}
+	if !(ws.Corners >= 0 && ws.Corners < 1) {
+		v.Add("corners", ws.Corners, "must be in [0, 1): the side of the corner views, a fraction of the ROI's short side (e.g. 0.5), or 0 for none")
+	}
+	if ws.MinAspect == 0 && ws.Corners == 0 {
+		v.Add("", "min_aspect 0, corners 0", "asks for no windows at all: drop windows, or give min_aspect >= 1 or corners in (0, 1)")
 	}
 	if h > 0 && w > 0 && h != w {
 		v.Add("", fmt.Sprintf("%dx%d", w, h), "windows are square and need a square input (H = W); drop windows or export a square model")

@@ -37,17 +37,31 @@ func TestWindowsOf(t *testing.T) {
 		{"under min_aspect: whole view only", w, image.Rect(0, 0, 259, 200), nil},
 		{"square ROI with min_aspect 1", &Windows{Overlap: 0.5, MinAspect: 1}, image.Rect(0, 0, 64, 64), nil},
 		{"empty ROI", w, image.Rectangle{}, nil},
+		{"corners only (min_aspect 0): four squares of half the short side", &Windows{Corners: 0.5}, image.Rect(0, 0, 215, 283),
+			[]image.Rectangle{sq(0, 0, 108), sq(107, 0, 108), sq(0, 175, 108), sq(107, 175, 108)}},
+		{"nearly square: the corners alone", &Windows{Overlap: 0.25, MinAspect: 1.3, Corners: 0.5}, image.Rect(0, 0, 259, 200),
+			[]image.Rectangle{sq(0, 0, 100), sq(159, 0, 100), sq(0, 100, 100), sq(159, 100, 100)}},
+		{"offset elongated ROI: the long windows, then the corners", &Windows{Overlap: 0.25, MinAspect: 1.3, Corners: 0.5}, image.Rect(100, 50, 716, 302),
+			[]image.Rectangle{sq(100, 50, 252), sq(282, 50, 252), sq(464, 50, 252),
+				sq(100, 50, 126), sq(590, 50, 126), sq(100, 176, 126), sq(590, 176, 126)}},
+		{"corners of a 1-pixel ROI", &Windows{Corners: 0.3}, image.Rect(5, 5, 6, 6),
+			[]image.Rectangle{sq(5, 5, 1), sq(5, 5, 1), sq(5, 5, 1), sq(5, 5, 1)}},
+		{"empty ROI, corners asked", &Windows{Corners: 0.5}, image.Rectangle{}, nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			got := tc.ws.Of(tc.roi)
 			if !slices.Equal(got, tc.want) {
 				t.Fatalf("Of(%v) = %v, want %v", tc.roi, got, tc.want)
 			}
+			long := len(got) // the windows along the long side come first
+			if tc.ws != nil && tc.ws.Corners > 0 && long > 0 {
+				long -= 4
+			}
 			for i, r := range got {
 				if !r.In(tc.roi) || r.Dx() != r.Dy() {
 					t.Errorf("window %d %v: not a square inside %v", i, r, tc.roi)
 				}
-				if i > 0 {
+				if i > 0 && i < long {
 					ov := r.Intersect(got[i-1])
 					if float64(max(ov.Dx(), ov.Dy())) < tc.ws.Overlap*float64(r.Dx()) || ov.Empty() && tc.ws.Overlap > 0 {
 						t.Errorf("windows %d and %d overlap by %v, want at least %g of %d", i-1, i, ov, tc.ws.Overlap, r.Dx())

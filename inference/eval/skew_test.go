@@ -223,18 +223,20 @@ func TestTrainingServingSkew(t *testing.T) {
 // TestWindowsMatchTraining: the Go engine cuts the same windows as
 // train.py trained and calibrated on (inference.Windows.Of against
 // lsdata.windows), over the data set's shapes and the edge cases of the
-// rule.
+// rule, with and without corner views.
 func TestWindowsMatchTraining(t *testing.T) {
 	needPython(t, "cv2", "numpy")
 	type tc struct {
 		W, H      int
 		Overlap   float64
 		MinAspect float64
+		Corners   float64
 	}
 	var cases []tc
-	for _, wh := range [][2]int{{616, 252}, {252, 616}, {611, 247}, {400, 400}, {259, 200}, {260, 200}, {300, 100}, {1000, 250}, {1, 5}, {703, 250}, {250, 703}, {1237, 411}} {
-		for _, p := range [][2]float64{{0.25, 1.3}, {0, 1}, {0.5, 1}, {0.9, 2}, {1.0 / 3, 1.5}} {
-			cases = append(cases, tc{wh[0], wh[1], p[0], p[1]})
+	for _, wh := range [][2]int{{616, 252}, {252, 616}, {611, 247}, {400, 400}, {259, 200}, {260, 200}, {300, 100}, {1000, 250}, {1, 5}, {703, 250}, {250, 703}, {1237, 411}, {215, 283}, {221, 278}} {
+		for _, p := range [][3]float64{{0.25, 1.3, 0}, {0, 1, 0}, {0.5, 1, 0}, {0.9, 2, 0}, {1.0 / 3, 1.5, 0},
+			{0.25, 2, 0.5}, {0, 0, 0.5}, {0, 0, 0.35}, {0.25, 1.3, 0.999}} {
+			cases = append(cases, tc{wh[0], wh[1], p[0], p[1], p[2]})
 		}
 	}
 	in, err := json.Marshal(cases)
@@ -242,7 +244,7 @@ func TestWindowsMatchTraining(t *testing.T) {
 		t.Fatal(err)
 	}
 	script := `import json, sys; sys.path.insert(0, sys.argv[1]); import lsdata
-print(json.dumps([lsdata.windows(c["W"], c["H"], c["Overlap"], c["MinAspect"]) for c in json.loads(sys.argv[2])]))`
+print(json.dumps([lsdata.windows(c["W"], c["H"], c["Overlap"], c["MinAspect"], c["Corners"]) for c in json.loads(sys.argv[2])]))`
 	out, err := exec.Command(python, "-c", script, filepath.Join(repoRoot, "scripts", "train"), string(in)).Output()
 	if err != nil {
 		t.Fatalf("lsdata.windows: %v", err)
@@ -253,7 +255,7 @@ print(json.dumps([lsdata.windows(c["W"], c["H"], c["Overlap"], c["MinAspect"]) f
 	}
 	some := 0
 	for i, c := range cases {
-		ws := &inference.Windows{Overlap: c.Overlap, MinAspect: c.MinAspect}
+		ws := &inference.Windows{Overlap: c.Overlap, MinAspect: c.MinAspect, Corners: c.Corners}
 		var got [][3]int
 		for _, r := range ws.Of(image.Rect(0, 0, c.W, c.H)) {
 			got = append(got, [3]int{r.Min.X, r.Min.Y, r.Dx()})

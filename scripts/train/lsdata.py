@@ -16,8 +16,8 @@ quarter clockwise (cv2.rotate ROTATE_90_CLOCKWISE, gocv.Rotate90Clockwise),
 so that its long side lies along the input's width. A size is an int (a
 square input) or a (W, H) pair. Per-image standardisation is
 inside the ONNX graph, so Go and Python cannot disagree about it. windows()
-cuts an elongated photo's square windows as inference.Windows.Of does
-(the manifest's input.windows).
+cuts an elongated photo's square windows, and any photo's corners, as
+inference.Windows.Of does (the manifest's input.windows).
 """
 import hashlib
 import math
@@ -144,31 +144,38 @@ def content(shape, size, mode, orient="none"):
     return out
 
 
-def windows(w, h, overlap, min_aspect):
+def windows(w, h, overlap, min_aspect, corners=0.0):
     """inference.Windows: the square windows of a w x h image, each of its
     short side, along its long side, overlapping by at least overlap (a
-    fraction of the side), the first and last flush with the ends; [] when
-    the long side is under min_aspect times the short one (the whole view is
-    enough). Each is (x, y, side) in image pixels."""
+    fraction of the side), the first and last flush with the ends; none
+    when the long side is under min_aspect times the short one (the whole
+    view is enough) or min_aspect is 0. With corners > 0, then its four
+    corners (top left, top right, bottom left, bottom right), squares of
+    corners times the short side. Each is (x, y, side) in image pixels."""
     s, n_long = min(w, h), max(w, h)
-    if s < 1 or n_long == s or n_long < min_aspect * s:
+    if s < 1:
         return []
-    n = int(math.ceil((n_long - s) / (s * (1 - overlap)) - 1e-9)) + 1
     out = []
-    for k in range(n):
-        o = _round(k * (n_long - s) / float(n - 1))
-        out.append((o, 0, s) if w >= h else (0, o, s))
+    if min_aspect >= 1 and n_long != s and n_long >= min_aspect * s:
+        n = int(math.ceil((n_long - s) / (s * (1 - overlap)) - 1e-9)) + 1
+        for k in range(n):
+            o = _round(k * (n_long - s) / float(n - 1))
+            out.append((o, 0, s) if w >= h else (0, o, s))
+    if corners > 0:
+        c = max(1, _round(corners * s))
+        out += [(0, 0, c), (w - c, 0, c), (0, h - c, c), (w - c, h - c, c)]
     return out
 
 
-def load_windows(root, files, size, overlap, min_aspect, masks=True):
+def load_windows(root, files, size, overlap, min_aspect, masks=True, corners=0.0):
     """The windows of every file (windows()), each resized like a whole
     image (stretch: a square window in a square input keeps its aspect);
     returns (images uint8 [K, H, W], masks uint8 [K, H, W] in {0, 1} (all 0
     where a file has no mask), has_mask bool [K], owner int [K]: the index
-    in files of the image a window was cut from)."""
+    in files of the image a window was cut from, corner bool [K]: a corner
+    view, not a window along the long side)."""
     W, H = wh(size)
-    imgs, mks, has, owner = [], [], [], []
+    imgs, mks, has, owner, corner = [], [], [], [], []
     for i, (rel, _) in enumerate(files):
         g = read_gray(os.path.join(root, rel))
         if g is None or g.size == 0:
@@ -179,7 +186,9 @@ def load_windows(root, files, size, overlap, min_aspect, masks=True):
             m = cv2.imread(mp, cv2.IMREAD_GRAYSCALE) if mp else None
             if m is not None and m.shape != g.shape:
                 m = None
-        for x, y, s in windows(g.shape[1], g.shape[0], overlap, min_aspect):
+        views = windows(g.shape[1], g.shape[0], overlap, min_aspect, corners)
+        n_long = len(views) - (4 if corners > 0 and views else 0)
+        for k, (x, y, s) in enumerate(views):
             imgs.append(resize(g[y:y + s, x:x + s], size))
             if m is not None:
                 mks.append(resize((m[y:y + s, x:x + s] > 127).astype(np.uint8) * 255, size) > 127)
@@ -187,10 +196,12 @@ def load_windows(root, files, size, overlap, min_aspect, masks=True):
                 mks.append(np.zeros((H, W), bool))
             has.append(m is not None)
             owner.append(i)
+            corner.append(k >= n_long)
     if not imgs:
         z = np.zeros((0, H, W), np.uint8)
-        return z, z.copy(), np.zeros(0, bool), np.zeros(0, np.int64)
-    return np.stack(imgs), np.stack(mks).astype(np.uint8), np.array(has), np.array(owner, np.int64)
+        return z, z.copy(), np.zeros(0, bool), np.zeros(0, np.int64), np.zeros(0, bool)
+    return (np.stack(imgs), np.stack(mks).astype(np.uint8), np.array(has), np.array(owner, np.int64),
+            np.array(corner))
 
 
 def mask_path(path):

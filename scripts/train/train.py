@@ -39,7 +39,8 @@ width, as the Go engine does with the manifest's input.orient), --defect-weight 
 --window-edge-chips P: the training windows' own probability; --chip-fill
 bite|bright: chips darker and ragged as the real breaks, or bright only),
 --edge-shade P (dark bowed bands along a side, as the tiles' curved ends, label kept),
---windows OVERLAP (elongated photos also scored in square windows),
+--windows OVERLAP (elongated photos also scored in square windows), --corners F
+(every photo also scored in its four corners, magnified),
 --synth-defects P (synthetic pits, thin lines and texture patches),
 --transplant P (real training defects pasted into good images), --crop-prob
 P (random crops, relabelled by their masks), --ema D (averaged weights),
@@ -179,6 +180,11 @@ def parse_args(argv):
     p.add_argument("--window-min-aspect", type=float, default=1.3, metavar="R",
                    help="--windows: only photos whose long side is at least R times the short one get windows "
                         "(default 1.3)")
+    p.add_argument("--corners", type=float, default=0.0, metavar="F",
+                   help="square input: also score every photo's four corners, squares of F times its short side "
+                        "(0.5: twice the scale of the whole view), the lowest P(good) of all views deciding (the "
+                        "manifest's input.windows.corners). Training adds the training photos' corners, relabelled "
+                        "by their masks, drawn together as often as their photo (default 0: none)")
     p.add_argument("--ema", type=float, default=0.0, metavar="D",
                    help="serve an exponential moving average of the weights (decay D per step, e.g. 0.998; "
                         "batch-norm statistics averaged too; default 0: the last weights)")
@@ -236,8 +242,8 @@ def parse_args(argv):
         p.error("--edge-chips must be in [0, 1]")
     if a.window_edge_chips is None:
         a.window_edge_chips = a.edge_chips
-    elif not a.windows:
-        p.error("--window-edge-chips is for --windows (the training windows' chips)")
+    elif not (a.windows or a.corners):
+        p.error("--window-edge-chips is for --windows or --corners (the training windows' chips)")
     elif not 0 <= a.window_edge_chips <= 1:
         p.error("--window-edge-chips must be in [0, 1]")
     if not 0 <= a.edge_shade <= 1:
@@ -257,16 +263,19 @@ def parse_args(argv):
     a.seg = all(x in SEG_ARCHS for x in a.archs)
     if len(a.archs) > 1 and not a.seg:
         p.error("--arch %s: only segmentation architectures (%s) mix in one ensemble" % (a.arch, ", ".join(SEG_ARCHS)))
-    if a.windows:
-        if not 0 < a.windows < 1 or a.window_min_aspect < 1:
+    if not 0 <= a.corners < 1:
+        p.error("--corners must be in [0, 1): the corner views' side, a fraction of the photo's short side (e.g. 0.5)")
+    if a.windows or a.corners:
+        opt = "--windows" if a.windows else "--corners"
+        if a.windows and (not 0 < a.windows < 1 or a.window_min_aspect < 1):
             p.error("--windows must be in (0, 1) (the windows' overlap) and --window-min-aspect at least 1")
         if a.size_w != a.size_h:
-            p.error("--windows scores square windows: give a square --size (e.g. 160), not %s" % a.size)
+            p.error("%s scores square windows: give a square --size (e.g. 160), not %s" % (opt, a.size))
         if not a.seg:
-            p.error("--windows needs the defect masks to label each window: use it with --arch segnet, plainseg "
-                    "or mnv2seg")
+            p.error("%s needs the defect masks to label each window: use it with --arch segnet, plainseg "
+                    "or mnv2seg" % opt)
         if a.folds:
-            p.error("--windows does not combine with --folds")
+            p.error("%s does not combine with --folds" % opt)
     if a.crop_prob > 0 and not a.seg:
         p.error("--crop-prob needs the defect masks: use it with --arch segnet, plainseg or mnv2seg")
     if not 0 <= a.ema < 1:
@@ -926,8 +935,10 @@ def write_package(d, args, labels, good, precision, onnx_path, metrics, rates_, 
         m["input"]["pad_value"] = args.pad
     if args.orient != "none":
         m["input"]["orient"] = args.orient
-    if args.windows:
-        m["input"]["windows"] = {"overlap": args.windows, "min_aspect": args.window_min_aspect}
+    if args.windows or args.corners:
+        m["input"]["windows"] = {"overlap": args.windows, "min_aspect": args.window_min_aspect if args.windows else 0}
+        if args.corners:
+            m["input"]["windows"]["corners"] = args.corners
     with open(os.path.join(d, "manifest.json"), "w") as f:
         json.dump(m, f, indent=2)
         f.write("\n")
@@ -1027,21 +1038,26 @@ def main(argv=None):
     class_w = 1 / np.sqrt(np.maximum(counts, 1))
     class_w = class_w / (class_w * counts).sum() * counts.sum()
     view_w, wva, n_photos = None, None, len(ytr)
-    if args.windows:
+    if args.windows or args.corners:
         vfiles = parts["val"] or parts["train"]
-        wva = lsdata.load_windows(args.data, vfiles, args.size, args.windows, args.window_min_aspect, masks=False)
-        Xw, Mw, Hw, Ow = lsdata.load_windows(args.data, parts["train"], args.size, args.windows,
-                                             args.window_min_aspect)
+        min_aspect = args.window_min_aspect if args.windows else 0
+        wva = lsdata.load_windows(args.data, vfiles, args.size, args.windows, min_aspect, masks=False,
+                                  corners=args.corners)
+        Xw, Mw, Hw, Ow, Cw = lsdata.load_windows(args.data, parts["train"], args.size, args.windows, min_aspect,
+                                                 corners=args.corners)
         yw = ytr[Ow].copy()
         defect = ~np.isin(yw, good_idx)
         keep = ~defect | Hw  # a defect photo without a mask: which window shows it cannot be told
         yw[defect & (Mw.reshape(len(Mw), -1).max(1) == 0)] = good_idx[0]
-        Xw, Mw, yw, Ow = Xw[keep], Mw[keep], yw[keep], Ow[keep]
-        # a photo's windows together are drawn as often as the photo itself
-        per = np.bincount(Ow, minlength=len(ytr)).astype(np.float64)
-        view_w = np.concatenate([np.ones(len(ytr)), 1 / per[Ow]]) if len(Ow) else None
-        log("windows: %d of the %d training photos give %d windows (%d showing a defect), the val split %d" % (
-            int((per > 0).sum()), len(ytr), len(yw), int((~np.isin(yw, good_idx)).sum()), len(wva[0])))
+        Xw, Mw, yw, Ow, Cw = Xw[keep], Mw[keep], yw[keep], Ow[keep], Cw[keep]
+        # a photo's windows along its long side together are drawn as often
+        # as the photo itself, and so are its corners
+        group = 2 * Ow + Cw
+        per = np.bincount(group, minlength=2 * len(ytr)).astype(np.float64)
+        view_w = np.concatenate([np.ones(len(ytr)), 1 / per[group]]) if len(Ow) else None
+        log("windows: %d of the %d training photos give %d windows and %d corners (%d showing a defect), "
+            "the val split %d" % (int((per[0::2] > 0).sum()), len(ytr), int((~Cw).sum()), int(Cw.sum()),
+                                  int((~np.isin(yw, good_idx)).sum()), len(wva[0])))
         Xtr, ytr = np.concatenate([Xtr, Xw]), np.concatenate([ytr, yw])
         Mtr = np.concatenate([Mtr, Mw])
         Ctr = np.concatenate([Ctr, np.ones_like(Mw)])
@@ -1147,12 +1163,16 @@ def main(argv=None):
         ex["edge_chips"] = ("%g of good training images get a synthetic chipped edge (class %s, in the mask): an "
                             "elliptic piece at a random border, another image's texture x0.5..1.7"
                             % (args.edge_chips, args.edge_chip_class))
-    if args.windows and args.window_edge_chips != args.edge_chips:
+    if (args.windows or args.corners) and args.window_edge_chips != args.edge_chips:
         ex["window_edge_chips"] = ("%g of good training windows get a synthetic chipped edge (the whole photos: %g)"
                                    % (args.window_edge_chips, args.edge_chips))
     if args.group_exposures:
         ex["split_groups"] = ("a part's photos at several exposures kept in one split (names expE_num_N, N within %d, "
                               "E increasing)" % args.group_exposures)
+    if args.corners:
+        ex["corners"] = ("every photo's four corners, squares of %g of its short side, scored beside the whole view; "
+                         "the lowest P(good) decides. Trained on the training photos' corners too (relabelled good "
+                         "where the mask misses them), drawn together as often as their photo" % args.corners)
     if args.windows:
         ex["windows"] = ("square windows of the short side along an elongated photo's long side (overlap >= %g, "
                          "photos at least %g:1), scored beside the whole view; the lowest P(good) decides. Trained "

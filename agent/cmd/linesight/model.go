@@ -207,7 +207,14 @@ func printManifest(out io.Writer, pkg *inference.Package, sig *onnx.Signature) {
 	p("input", "%s %v %s %s", in.Name, in.Shape, in.Layout, in.Channels)
 	p("preprocess", "resize %s (%s), orient %s, pad %g, scale %g, mean %v, std %v", in.Resize, in.Interpolation, in.Orient, in.PadValue, in.Scale, in.Mean, in.Std)
 	if w := in.Windows; w != nil {
-		p("windows", "a ROI at least %g:1 is also scored in squares of its short side along its long side (overlap >= %g); the lowest P(good) decides", w.MinAspect, w.Overlap)
+		var views []string
+		if w.MinAspect >= 1 {
+			views = append(views, fmt.Sprintf("a ROI at least %g:1 is also scored in squares of its short side along its long side (overlap >= %g)", w.MinAspect, w.Overlap))
+		}
+		if w.Corners > 0 {
+			views = append(views, fmt.Sprintf("every ROI also in its four corners, squares of %g of its short side", w.Corners))
+		}
+		p("windows", "%s; the lowest P(good) decides", strings.Join(views, "; "))
 	}
 	for _, o := range m.Outputs {
 		g, _ := sig.Output(o.Name)

@@ -9,49 +9,65 @@ import (
 	"github.com/linesight/linesight/inference"
 )
 
-// TestTrainWindowsSmoke trains a tiny network with --windows on a
+// TestTrainWindowsSmoke trains tiny networks with --windows on a
 // synthetic set of elongated parts (96x32, half of them photographed
-// crosswise), with the recipe's augmentations. The package must ask for
-// windows, and the Go engine, scoring each val part's whole view and
-// windows and keeping the lowest P(good), must give what train.py
-// calibrated on (its worst view per part) to 1e-5; the same package with
-// the windows dropped must not (the windows decide some parts).
+// crosswise), and with --corners alone on nearly square ones (40x34), with
+// the recipe's augmentations. The package must ask for those views, and
+// the Go engine, scoring each val part's whole view and windows and keeping
+// the lowest P(good), must give what train.py calibrated on (its worst view
+// per part) to 1e-5; the same package with the windows dropped must not
+// (the windows decide some parts).
 func TestTrainWindowsSmoke(t *testing.T) {
-	st := trainShaped(t, image.Pt(96, 32), "--size", "32", "--windows", "0.25")
-	out, m := st.out, st.pkg.Manifest
-	if w := m.Input.Windows; w == nil || w.Overlap != 0.25 || w.MinAspect != 1.3 || m.Training.Extra["windows"] == "" {
-		t.Fatalf("manifest input windows %+v, training.extra %v: want overlap 0.25, min_aspect 1.3", w, m.Training.Extra)
-	}
-	vs := st.val
-	r := evalJSON(t, out, filepath.Join(out, "heldout", "val"))
-	if worst := maxScoreGap(t, vs, &r); worst > 1e-5 {
-		t.Errorf("P(good) of go and python differ by up to %.3g on the %d val parts", worst, len(r.Parts))
-	}
-	// Every part (96x32 or 32x96) is scored whole and in its windows; the
-	// report names the deciding view, and a window decides some parts.
-	views, byWin := 1+len(m.Input.Windows.Of(image.Rect(0, 0, 96, 32))), 0
-	for _, p := range r.Parts {
-		if p.Views != views || p.View < 0 || p.View >= views {
-			t.Errorf("%s: view %d of %d; want one of the %d views", p.File, p.View, p.Views, views)
-		}
-		if p.View > 0 {
-			byWin++
-		}
-	}
-	if byWin == 0 {
-		t.Errorf("no val part decided by a window")
-	}
-	whole := editedCopy(t, out, func(m *inference.Manifest) { m.Input.Windows = nil })
-	rw := evalJSON(t, whole, filepath.Join(out, "heldout", "val"))
-	for _, p := range rw.Parts {
-		if p.Views != 1 || p.View != 0 {
-			t.Errorf("%s without windows: view %d of %d; want the whole part, the only view", p.File, p.View, p.Views)
-		}
-	}
-	if gap := maxScoreGap(t, vs, &rw); gap < 1e-3 {
-		t.Errorf("without windows the engine scores the val parts within %.3g of train.py's worst views: the windows decided nothing", gap)
-	} else {
-		t.Logf("%d val parts: go = python with windows; the whole view alone differs by up to %.3g", len(r.Parts), gap)
+	for _, tc := range []struct {
+		name  string
+		size  image.Point
+		flags []string
+		want  inference.Windows
+		extra string // the training.extra key that describes them
+	}{
+		{"windows along elongated parts", image.Pt(96, 32), []string{"--windows", "0.25"},
+			inference.Windows{Overlap: 0.25, MinAspect: 1.3}, "windows"},
+		{"corners only", image.Pt(40, 34), []string{"--corners", "0.5"},
+			inference.Windows{Corners: 0.5}, "corners"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			st := trainShaped(t, tc.size, append([]string{"--size", "32"}, tc.flags...)...)
+			out, m := st.out, st.pkg.Manifest
+			if w := m.Input.Windows; w == nil || *w != tc.want || m.Training.Extra[tc.extra] == "" {
+				t.Fatalf("manifest input windows %+v, training.extra %v: want %+v and extra %q", w, m.Training.Extra, tc.want, tc.extra)
+			}
+			vs := st.val
+			r := evalJSON(t, out, filepath.Join(out, "heldout", "val"))
+			if worst := maxScoreGap(t, vs, &r); worst > 1e-5 {
+				t.Errorf("P(good) of go and python differ by up to %.3g on the %d val parts", worst, len(r.Parts))
+			}
+			// Every part is scored whole and in its windows; the report
+			// names the deciding view, and a window decides some parts.
+			views, byWin := 1+len(m.Input.Windows.Of(image.Rectangle{Max: tc.size})), 0
+			for _, p := range r.Parts {
+				if p.Views != views || p.View < 0 || p.View >= views {
+					t.Errorf("%s: view %d of %d; want one of the %d views", p.File, p.View, p.Views, views)
+				}
+				if p.View > 0 {
+					byWin++
+				}
+			}
+			if byWin == 0 {
+				t.Errorf("no val part decided by a window")
+			}
+			whole := editedCopy(t, out, func(m *inference.Manifest) { m.Input.Windows = nil })
+			rw := evalJSON(t, whole, filepath.Join(out, "heldout", "val"))
+			for _, p := range rw.Parts {
+				if p.Views != 1 || p.View != 0 {
+					t.Errorf("%s without windows: view %d of %d; want the whole part, the only view", p.File, p.View, p.Views)
+				}
+			}
+			if gap := maxScoreGap(t, vs, &rw); gap < 1e-3 {
+				t.Errorf("without windows the engine scores the val parts within %.3g of train.py's worst views: the windows decided nothing", gap)
+			} else {
+				t.Logf("%d val parts: go = python with windows; the whole view alone differs by up to %.3g", len(r.Parts), gap)
+			}
+		})
 	}
 }
 
@@ -76,4 +92,15 @@ func editedCopy(t *testing.T, dir string, edit func(*inference.Manifest)) string
 		t.Fatal(err)
 	}
 	return to
+}
+
+// TestCornersUsage: wrong --corners options exit 2 with a message that
+// says what to give, before any data is read.
+func TestCornersUsage(t *testing.T) {
+	needTorch(t)
+	wantUsage(t, "--corners must be in [0, 1)", "--corners", "1.5", "--arch", "segnet")
+	wantUsage(t, "--corners must be in [0, 1)", "--corners", "-0.5", "--arch", "segnet")
+	wantUsage(t, "--corners scores square windows", "--corners", "0.5", "--arch", "segnet", "--size", "64x32")
+	wantUsage(t, "--corners needs the defect masks", "--corners", "0.5")
+	wantUsage(t, "--corners does not combine with --folds", "--corners", "0.5", "--arch", "segnet", "--folds", "3")
 }
