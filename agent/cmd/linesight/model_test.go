@@ -62,12 +62,13 @@ func TestModelBench(t *testing.T) {
 	}
 }
 
-// TestModelBenchFrame benchmarks a model with input windows on an
-// elongated photo (300x100: the whole and four windows): the end-to-end
-// stage scores the photo's views, and the report says how many; a file that is no image is a usage error.
+// TestModelBenchFrame benchmarks a model with input windows and corner
+// views on an elongated photo (300x100: the whole, four windows and four
+// corners): the end-to-end stage scores the photo's views, and the report
+// says how many; a file that is no image is a usage error.
 func TestModelBenchFrame(t *testing.T) {
 	pkg := editedCopy(t, filepath.Join(testModels, "classify"), func(m *inference.Manifest) {
-		m.Input.Windows = &inference.Windows{Overlap: 0.25, MinAspect: 1.3}
+		m.Input.Windows = &inference.Windows{Overlap: 0.25, MinAspect: 1.3, Corners: 0.5}
 	})
 	dir := t.TempDir()
 	photo := filepath.Join(dir, "part.png")
@@ -81,13 +82,16 @@ func TestModelBenchFrame(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("bench: exit %d\n%s", code, errs)
 	}
-	for _, want := range []string{"300x100 frame part.png", "end-to-end (5 views)"} {
+	for _, want := range []string{"300x100 frame part.png", "end-to-end (9 views)"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("bench output lacks %q:\n%s", want, out)
 		}
 	}
-	if _, out, _ := runMain(context.Background(), "", "model", "inspect", pkg); !strings.Contains(out, "a ROI at least 1.3:1 is also scored in squares") {
-		t.Errorf("inspect does not describe the windows:\n%s", out)
+	_, out, _ = runMain(context.Background(), "", "model", "inspect", pkg)
+	for _, want := range []string{"a ROI at least 1.3:1 is also scored in squares", "every ROI also in its four corners, squares of 0.5 of its short side"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("inspect does not describe the windows (%q):\n%s", want, out)
+		}
 	}
 	notImage := filepath.Join(dir, "notes.txt")
 	if err := os.WriteFile(notImage, []byte("not a photo"), 0o644); err != nil {
