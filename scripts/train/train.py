@@ -185,6 +185,12 @@ def parse_args(argv):
                         "(0.5: twice the scale of the whole view), the lowest P(good) of all views deciding (the "
                         "manifest's input.windows.corners). Training adds the training photos' corners, relabelled "
                         "by their masks, drawn together as often as their photo (default 0: none)")
+    p.add_argument("--view-draws", choices=["label", "photo"], default="label",
+                   help="--windows/--corners: how often a photo's views are drawn in training. label (default): each "
+                        "view counts in the class it is labelled, so the views its mask misses swell the good class "
+                        "and its whole photos are drawn less often; photo: a photo's windows, and its corners, are "
+                        "drawn together as often as the photo itself, at its class's rate, and whole photos keep "
+                        "the draws they have without views")
     p.add_argument("--ema", type=float, default=0.0, metavar="D",
                    help="serve an exponential moving average of the weights (decay D per step, e.g. 0.998; "
                         "batch-norm statistics averaged too; default 0: the last weights)")
@@ -244,6 +250,8 @@ def parse_args(argv):
         a.window_edge_chips = a.edge_chips
     elif not (a.windows or a.corners):
         p.error("--window-edge-chips is for --windows or --corners (the training windows' chips)")
+    if a.view_draws != "label" and not (a.windows or a.corners):
+        p.error("--view-draws is for --windows or --corners (how often their views are drawn)")
     elif not 0 <= a.window_edge_chips <= 1:
         p.error("--window-edge-chips must be in [0, 1]")
     if not 0 <= a.edge_shade <= 1:
@@ -733,6 +741,27 @@ def arch_description(args, arch):
         heads)
 
 
+def view_weights(y, yv, owner, corner, k, mode):
+    """The factor (view_w) train_one multiplies a row's draw weight by,
+    for the photos (labels y) followed by their views (labels yv, cut from
+    photo owner, corner true for a corner view): a photo's windows along
+    its long side together are drawn as often as the photo itself, and so
+    are its corners. train_one draws a row at 1/sqrt(its label's count over
+    all rows); with mode "label" that stands, so the views a mask misses
+    (relabelled good) swell the good class and its whole photos are drawn
+    less often; with mode "photo" the factor also turns that rate into the
+    photo's own class rate counted over the photos alone, so whole photos
+    keep the draws they have without views."""
+    group = 2 * owner + corner
+    per = np.bincount(group, minlength=2 * len(y)).astype(np.float64)
+    w = np.concatenate([np.ones(len(y)), 1 / per[group]])
+    if mode == "photo":
+        n_all = np.bincount(np.concatenate([y, yv]), minlength=k).astype(np.float64)
+        n_photo = np.maximum(np.bincount(y, minlength=k).astype(np.float64), 1)
+        w *= np.sqrt(n_all[np.concatenate([y, yv])] / n_photo[np.concatenate([y, y[owner]])])
+    return w
+
+
 def train_one(args, seed, X, y, k, class_w, progress_prefix, M=None, C=None, good_idx=(0,), chip_idx=-1, synth=None,
               arch=None, view_w=None, n_photos=None):
     arch = arch or args.archs[0]
@@ -1050,13 +1079,9 @@ def main(argv=None):
         keep = ~defect | Hw  # a defect photo without a mask: which window shows it cannot be told
         yw[defect & (Mw.reshape(len(Mw), -1).max(1) == 0)] = good_idx[0]
         Xw, Mw, yw, Ow, Cw = Xw[keep], Mw[keep], yw[keep], Ow[keep], Cw[keep]
-        # a photo's windows along its long side together are drawn as often
-        # as the photo itself, and so are its corners
-        group = 2 * Ow + Cw
-        per = np.bincount(group, minlength=2 * len(ytr)).astype(np.float64)
-        view_w = np.concatenate([np.ones(len(ytr)), 1 / per[group]]) if len(Ow) else None
+        view_w = view_weights(ytr, yw, Ow, Cw, len(labels), args.view_draws) if len(Ow) else None
         log("windows: %d of the %d training photos give %d windows and %d corners (%d showing a defect), "
-            "the val split %d" % (int((per[0::2] > 0).sum()), len(ytr), int((~Cw).sum()), int(Cw.sum()),
+            "the val split %d" % (len(np.unique(Ow[~Cw])), len(ytr), int((~Cw).sum()), int(Cw.sum()),
                                   int((~np.isin(yw, good_idx)).sum()), len(wva[0])))
         Xtr, ytr = np.concatenate([Xtr, Xw]), np.concatenate([ytr, yw])
         Mtr = np.concatenate([Mtr, Mw])
@@ -1178,6 +1203,9 @@ def main(argv=None):
                          "photos at least %g:1), scored beside the whole view; the lowest P(good) decides. Trained "
                          "on the training photos' windows too (relabelled good where the mask misses them), drawn "
                          "together as often as their photo" % (args.windows, args.window_min_aspect))
+    if args.view_draws != "label":
+        ex["view_draws"] = ("a photo's windows, and its corners, drawn together as often as the photo itself, at its "
+                            "class's rate (whole photos keep their draws)")
     if args.crop_prob:
         ex["crop"] = ("%g of training images cropped to %g..1 of the side and scaled back; a defect image whose "
                       "defect is outside the crop relabelled good" % (args.crop_prob, args.crop_min))

@@ -2,6 +2,7 @@ package main
 
 import (
 	"image"
+	"math"
 	"os"
 	"path/filepath"
 	"testing"
@@ -103,4 +104,41 @@ func TestCornersUsage(t *testing.T) {
 	wantUsage(t, "--corners scores square windows", "--corners", "0.5", "--arch", "segnet", "--size", "64x32")
 	wantUsage(t, "--corners needs the defect masks", "--corners", "0.5")
 	wantUsage(t, "--corners does not combine with --folds", "--corners", "0.5", "--arch", "segnet", "--folds", "3")
+}
+
+// TestViewWeights checks train.py's view_weights on 6 good photos and 2
+// defect ones, the first good photo with 2 windows and 4 corners, the
+// first defect photo with 4 corners (one showing its defect, 3 relabelled
+// good). train_one draws a row at view_w / sqrt(its label's count over
+// all rows). label mode: each view group's factors sum to 1, and the good
+// photos are drawn at 1/sqrt(15) (6 photos + 9 good views); photo mode:
+// whole photos at their class's rate over photos alone (1/sqrt(6),
+// 1/sqrt(2)), and each view group, all told, as often as its photo.
+func TestViewWeights(t *testing.T) {
+	needTorch(t)
+	prog := `import sys; sys.path.insert(0, sys.argv[1]); import numpy as np, train
+y = np.array([0] * 6 + [1] * 2)
+owner = np.array([0, 0, 0, 0, 0, 0, 6, 6, 6, 6])
+corner = np.array([0, 0, 1, 1, 1, 1, 1, 1, 1, 1], bool)
+yv = np.array([0, 0, 0, 0, 0, 0, 1, 0, 0, 0])
+ya = np.concatenate([y, yv])
+rate = lambda w: w / np.sqrt(np.bincount(ya, minlength=2)[ya])
+wl = train.view_weights(y, yv, owner, corner, 2, "label")
+wp = train.view_weights(y, yv, owner, corner, 2, "photo")
+rl, rp = rate(wl), rate(wp)
+print(wl[8:10].sum(), wl[10:14].sum(), wl[14:].sum(), rl[0] * np.sqrt(15))
+print(rp[0] * np.sqrt(6), rp[6] * np.sqrt(2), rp[8:10].sum() / rp[0], rp[10:14].sum() / rp[0], rp[14:].sum() / rp[6])`
+	var lWin, lCorner, lDefCorner, lGood, pGood, pDefect, pWin, pCorner, pDefCorner float64
+	runTrainPy(t, prog, &lWin, &lCorner, &lDefCorner, &lGood, &pGood, &pDefect, &pWin, &pCorner, &pDefCorner)
+	near := func(a, b float64) bool { return math.Abs(a-b) < 1e-9 }
+	if !near(lWin, 1) || !near(lCorner, 1) || !near(lDefCorner, 1) || !near(lGood, 1) {
+		t.Errorf("label: view groups sum to %g, %g, %g (want 1 each); a good photo drawn at %g x 1/sqrt(15), want 1", lWin, lCorner, lDefCorner, lGood)
+	}
+	if !near(pGood, 1) || !near(pDefect, 1) {
+		t.Errorf("photo: whole photos drawn at %g x 1/sqrt(6) (good) and %g x 1/sqrt(2) (defect), want 1 and 1", pGood, pDefect)
+	}
+	if !near(pWin, 1) || !near(pCorner, 1) || !near(pDefCorner, 1) {
+		t.Errorf("photo: view groups drawn at %g, %g, %g times their photo, want 1 each", pWin, pCorner, pDefCorner)
+	}
+	wantUsage(t, "--view-draws is for --windows or --corners", "--view-draws", "photo")
 }
