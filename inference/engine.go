@@ -281,9 +281,9 @@ func (m *model) retire() {
 // onnx.ErrRun or ErrClosed; none of them stops the engine.
 //
 // A model with input windows (Input.Windows) scores the ROI's windows
-// (along an elongated ROI, and its corners) too, side by side with the whole ROI (they share batches and
-// sessions like frames of other cameras), and the result is the view with
-// the lowest GoodScore; Stats stay the whole ROI's, as the reference
+// (along an elongated ROI, and its corners) too, side by side with the
+// whole ROI (they share batches and sessions like frames of other
+// cameras), and the result is the view with the lowest GoodScore; Stats stay the whole ROI's, as the reference
 // statistics are of whole parts. Any view's error is the frame's error.
 func (e *Engine) Run(ctx context.Context, in Frame) (Result, error) {
 	for range 2 {
