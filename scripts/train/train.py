@@ -250,10 +250,10 @@ def parse_args(argv):
         a.window_edge_chips = a.edge_chips
     elif not (a.windows or a.corners):
         p.error("--window-edge-chips is for --windows or --corners (the training windows' chips)")
-    if a.view_draws != "label" and not (a.windows or a.corners):
-        p.error("--view-draws is for --windows or --corners (how often their views are drawn)")
     elif not 0 <= a.window_edge_chips <= 1:
         p.error("--window-edge-chips must be in [0, 1]")
+    if a.view_draws != "label" and not (a.windows or a.corners):
+        p.error("--view-draws is for --windows or --corners (how often their views are drawn)")
     if not 0 <= a.edge_shade <= 1:
         p.error("--edge-shade must be in [0, 1]")
     if not 0 <= a.chip_slivers <= 1:

@@ -141,4 +141,5 @@ print(rp[0] * np.sqrt(6), rp[6] * np.sqrt(2), rp[8:10].sum() / rp[0], rp[10:14].
 		t.Errorf("photo: view groups drawn at %g, %g, %g times their photo, want 1 each", pWin, pCorner, pDefCorner)
 	}
 	wantUsage(t, "--view-draws is for --windows or --corners", "--view-draws", "photo")
+	wantUsage(t, "--window-edge-chips must be in [0, 1]", "--arch", "segnet", "--windows", "0.25", "--view-draws", "photo", "--window-edge-chips", "1.5")
 }
