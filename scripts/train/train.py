@@ -310,6 +310,26 @@ def log(*a):
     print(*a, flush=True)
 
 
+def cpu_description(cpuinfo, torch_config):
+    """Where a training ran, for the manifest: the CPU's model name (from
+    /proc/cpuinfo's text) and the instruction set torch's kernels used (from
+    torch.__config__.show()). The same seeds give the same weights only on
+    the same kernels: oneDNN rounds differently with AVX2 than with AVX-512."""
+    m = re.search(r"^model name\s*:\s*(.+)$", cpuinfo or "", re.M)
+    k = re.search(r"CPU capability usage:\s*(\S+)", torch_config or "")
+    return "%s (torch kernels: %s)" % (m.group(1).strip() if m else "unknown CPU", k.group(1) if k else "unknown")
+
+
+def this_cpu():
+    try:
+        with open("/proc/cpuinfo") as f:
+            info = f.read()
+    except OSError:
+        import platform
+        info = "model name: " + (platform.processor() or "unknown CPU")
+    return cpu_description(info, torch.__config__.show())
+
+
 EXPOSURE_NAME = re.compile(r"exp(\d+)_num_(\d+)\.")
 
 
@@ -1168,7 +1188,7 @@ def main(argv=None):
             "holdout": ",".join(args.holdout) or "none",
             "fingerprint_covers": "train split",
             "reference_sharpness": "variance of cv2.Laplacian(gray/255, ksize=1) on the model input (resized, before padding)",
-            "torch": torch.__version__, "threads": str(args.threads),
+            "torch": torch.__version__, "threads": str(args.threads), "cpu": this_cpu(),
             "lr": str(args.lr), "batch": str(args.batch), "size": "%dx%d" % args.size if args.size_w != args.size_h else str(args.size),
             "train_seconds": "%.0f" % train_s,
         },

@@ -466,6 +466,9 @@ func TestTrainRealRecipeSmoke(t *testing.T) {
 	if !strings.Contains(m.Training.Extra["architecture"], "segmentation head") || m.Training.Extra["ensemble"] != "2" {
 		t.Errorf("manifest does not describe the network: %v", m.Training.Extra)
 	}
+	if cpu := m.Training.Extra["cpu"]; !strings.Contains(cpu, "(torch kernels: ") || strings.Contains(cpu, "unknown") {
+		t.Errorf("manifest training.extra.cpu = %q: want this machine's CPU and torch's kernels", cpu)
+	}
 	vs := readValScores(t, scores)
 	if len(vs.Files) == 0 || len(vs.Files) != len(vs.Classes) || len(vs.Files) != len(vs.Probs) || len(vs.Probs[0]) != len(vs.Labels) {
 		t.Fatalf("val scores: %d files, %d classes, %d rows", len(vs.Files), len(vs.Classes), len(vs.Probs))

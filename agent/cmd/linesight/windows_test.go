@@ -1,10 +1,13 @@
 package main
 
 import (
+	"fmt"
 	"image"
 	"math"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/linesight/linesight/inference"
@@ -142,4 +145,26 @@ print(rp[0] * np.sqrt(6), rp[6] * np.sqrt(2), rp[8:10].sum() / rp[0], rp[10:14].
 	}
 	wantUsage(t, "--view-draws is for --windows or --corners", "--view-draws", "photo")
 	wantUsage(t, "--window-edge-chips must be in [0, 1]", "--arch", "segnet", "--windows", "0.25", "--view-draws", "photo", "--window-edge-chips", "1.5")
+}
+
+// TestCPUDescription: the manifest says which CPU and which torch kernels
+// trained a model (the same seeds give the same weights only on the same
+// kernels), and says "unknown" rather than fail where it cannot tell.
+func TestCPUDescription(t *testing.T) {
+	needTorch(t)
+	cases := []struct{ cpuinfo, config, want string }{
+		{"processor\t: 0\nvendor_id\t: AuthenticAMD\nmodel name\t: AMD EPYC\nflags\t: avx2\n", "  - CPU capability usage: AVX2\n", "AMD EPYC (torch kernels: AVX2)"},
+		{"model name\t: Intel(R) Xeon(R) Platinum 8488C \nmodel name\t: second\n", "CPU capability usage: AVX512", "Intel(R) Xeon(R) Platinum 8488C (torch kernels: AVX512)"},
+		{"", "", "unknown CPU (torch kernels: unknown)"},
+	}
+	for _, tc := range cases {
+		prog := fmt.Sprintf("import sys; sys.path.insert(0, sys.argv[1]); import train; print(train.cpu_description(%q, %q))", tc.cpuinfo, tc.config)
+		out, err := exec.Command(trainPython, "-c", prog, filepath.Dir(trainScript)).CombinedOutput()
+		if err != nil {
+			t.Fatalf("%v: %s", err, out)
+		}
+		if got := strings.TrimSpace(string(out)); got != tc.want {
+			t.Errorf("cpu_description(%q, %q) = %q, want %q", tc.cpuinfo, tc.config, got, tc.want)
+		}
+	}
 }
