@@ -221,13 +221,29 @@ class MobileSegNet(SegTileNet):
         self.features = MobileTrunk()
 
     def fuse_bn(self):
-        for m in self.features.modules():
-            if isinstance(m, nn.Sequential) and len(m) >= 2:
-                for i in range(len(m) - 1):
-                    if isinstance(m[i], nn.Conv2d) and isinstance(m[i + 1], nn.BatchNorm2d):
-                        m[i] = torch.nn.utils.fusion.fuse_conv_bn_eval(m[i], m[i + 1])
-                        m[i + 1] = nn.Identity()
+        fold_bn(self.features)
         return self
+
+
+def fold_bn(module):
+    """Folds every conv + batch-norm pair of module's Sequentials into the
+    conv (the batch norm becomes an Identity, so module names and indices
+    stay) with the batch norm's running statistics, as eval mode computes
+    it; module must be in eval mode. Returns how many were folded.
+
+    train.py folds the frozen layers of a pretrained trunk this way before
+    training: their statistics never change, and on a CPU a batch norm over
+    the trunk's first, largest activations costs as much memory traffic as
+    the conv before it (a sixth of a MobileSegNet training step)."""
+    n = 0
+    for m in module.modules():
+        if isinstance(m, nn.Sequential) and len(m) >= 2:
+            for i in range(len(m) - 1):
+                if isinstance(m[i], nn.Conv2d) and isinstance(m[i + 1], nn.BatchNorm2d):
+                    m[i] = torch.nn.utils.fusion.fuse_conv_bn_eval(m[i], m[i + 1])
+                    m[i + 1] = nn.Identity()
+                    n += 1
+    return n
 
 
 ARCHS = {"tilenet": TileNet, "segnet": SegTileNet, "plainseg": PlainSegNet, "mnv2seg": MobileSegNet}

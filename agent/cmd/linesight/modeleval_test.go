@@ -629,6 +629,24 @@ func TestPretrainedTrunk(t *testing.T) {
 	if out, err := exec.Command(trainPython, check, backboneDir).CombinedOutput(); err != nil {
 		t.Fatalf("check_backbone.py: %v:\n%s", err, out)
 	}
+	// train.py folds the frozen layers' batch norms into their convs
+	// (lsmodel.fold_bn): the same function, no batch norm left in them
+	fold := `import sys, copy; sys.path.insert(0, sys.argv[1]); import torch, lsmodel
+t = lsmodel.MobileTrunk(); t.load_keras(lsmodel.read_keras_weights(sys.argv[2])); t.eval()
+f = copy.deepcopy(t); n = lsmodel.fold_bn(f.layers[:3])
+x = torch.rand(4, 1, 64, 64)
+with torch.no_grad(): d = float((t(x) - f(x)).abs().max() / t(x).abs().max())
+print(n, sum(isinstance(m, torch.nn.BatchNorm2d) for m in f.layers[:3].modules()), sum(isinstance(m, torch.nn.BatchNorm2d) for m in f.layers[3:].modules()), d)`
+	var folded, leftFrozen, leftRest int
+	var rel float64
+	if b, err := exec.Command(trainPython, "-c", fold, filepath.Dir(trainScript), backboneDir).CombinedOutput(); err != nil {
+		t.Fatalf("fold_bn: %v: %s", err, b)
+	} else if _, err := fmt.Sscan(string(b), &folded, &leftFrozen, &leftRest, &rel); err != nil {
+		t.Fatalf("fold_bn: output %q: %v", b, err)
+	}
+	if folded != 6 || leftFrozen != 0 || leftRest == 0 || rel > 1e-5 {
+		t.Errorf("fold_bn of the first 3 layers: %d folded (want 6), %d batch norms left in them (want 0), %d in the rest (want them all), relative difference %.2g (want <= 1e-5)", folded, leftFrozen, leftRest, rel)
+	}
 	root := t.TempDir()
 	data := synthSet(t, root, "9")
 	out := filepath.Join(root, "model")
