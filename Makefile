@@ -82,17 +82,19 @@ OUT ?= $(MODEL_WORK)/tiles
 # the measured choice (README, Models): two mask-supervised networks at
 # 160 px, one a MobileNetV2 trunk started from ImageNet-trained weights
 # (first 3 layers kept, learning rate 1e-3), one learnt from scratch
-# (SegTileNet width 16); full class balance, escapes weighted, synthetic
+# (SegTileNet width 16); classes drawn in proportion to the square root of
+# their counts, the loss unweighted (session 16), escapes weighted, synthetic
 # chipped edges on a tenth of the good images, synthetic pits, thin dark
 # lines and patches of changed texture on 15 %, 4-flip TTA, channels-last
 # training; a photo at least twice as long as wide also scored in square
 # windows of its short side (overlap >= 25 %), the worst view deciding;
-# --threads 2 as measured (another thread count gives other, equally
-# seeded, weights)
+# --threads 2 as measured (another thread count, or a CPU whose torch
+# kernels differ, AVX2 against AVX-512, gives other, equally seeded,
+# weights; the manifest records both)
 BACKBONE := .cache/backbone/mobilenet_v2
 TILES_TRAIN_FLAGS ?= --size 160 --width 16 --epochs 24 --samples-per-epoch 2048 --seed 1 --tta \
 	--arch mnv2seg+segnet --pretrained $(BACKBONE) --freeze 3 --pretrained-lr 1e-3 \
-	--resize stretch --balance full --defect-weight 1 --edge-chips 0.1 --synth-defects 0.15 --channels-last \
+	--resize stretch --balance sqrt --defect-weight 1 --edge-chips 0.1 --synth-defects 0.15 --channels-last \
 	--windows 0.25 --window-min-aspect 2 --ensemble 2 --threads 2
 # a tile's photos are named expE_num_N with N a few dozen apart: N within
 # 600 of the previous photo and E rising is one tile (240 tiles)

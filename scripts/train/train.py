@@ -14,8 +14,9 @@ output, or a fleet collector export); *_mask.* files are ignored. The script
      --group-exposures GAP a part's photos at several exposures stay in one
      split, so val and test hold only parts training never saw;
   3. trains (augmentation: exposure gain and gamma, contrast, flips, small
-     rotations and scaling, noise; class-balanced sampling with
-     class-weighted loss), showing progress;
+     rotations and scaling, noise; classes drawn in proportion to the
+     square root of their counts, and with --balance full the loss weighted
+     so that every class counts alike), showing progress;
   4. calibrates the pass and reject thresholds on val for the target escape
      and false-reject rates (with --folds K: on the out-of-fold predictions
      of K networks trained on K folds of train+val, whose ensemble is served);
