@@ -427,15 +427,14 @@ def augment(x, gen, extra=None, geo_prob=0.3):
     geometric transforms and is returned too; the padding outside the content
     stays 0 through the photometric ones."""
     b = x.shape[0]
-    if extra is not None:
-        x = torch.cat([x, extra], 1)
+    # a copy (the cat is one): only the rows drawn are flipped, and below
+    # resampled, in place, the same values as transforming every row and
+    # keeping those, in half the time
+    x = torch.cat([x, extra], 1) if extra is not None else x.clone()
     r = lambda *s: torch.rand(*s, generator=gen)  # noqa: E731
-    # flips (only the rows drawn are flipped, and below resampled, on a copy:
-    # the same values as transforming every row and keeping those, in half
-    # the time)
+    # flips
     fh = torch.nonzero(r(b) < 0.5).flatten()
     fv = torch.nonzero(r(b) < 0.5).flatten()
-    x = x.clone()
     x[fh] = x[fh].flip(3)
     x[fv] = x[fv].flip(2)
     # small rotation with a slight zoom-in, and a shift: the zoom keeps the

@@ -157,14 +157,22 @@ func TestCPUDescription(t *testing.T) {
 		{"model name\t: Intel(R) Xeon(R) Platinum 8488C \nmodel name\t: second\n", "CPU capability usage: AVX512", "Intel(R) Xeon(R) Platinum 8488C (torch kernels: AVX512)"},
 		{"", "", "unknown CPU (torch kernels: unknown)"},
 	}
+	// one Python run for every case: each prints its description on a line
+	prog := "import sys; sys.path.insert(0, sys.argv[1]); import train\n"
 	for _, tc := range cases {
-		prog := fmt.Sprintf("import sys; sys.path.insert(0, sys.argv[1]); import train; print(train.cpu_description(%q, %q))", tc.cpuinfo, tc.config)
-		out, err := exec.Command(trainPython, "-c", prog, filepath.Dir(trainScript)).CombinedOutput()
-		if err != nil {
-			t.Fatalf("%v: %s", err, out)
-		}
-		if got := strings.TrimSpace(string(out)); got != tc.want {
-			t.Errorf("cpu_description(%q, %q) = %q, want %q", tc.cpuinfo, tc.config, got, tc.want)
+		prog += fmt.Sprintf("print(train.cpu_description(%q, %q))\n", tc.cpuinfo, tc.config)
+	}
+	out, err := exec.Command(trainPython, "-c", prog, filepath.Dir(trainScript)).CombinedOutput()
+	if err != nil {
+		t.Fatalf("%v: %s", err, out)
+	}
+	got := strings.Split(strings.TrimRight(string(out), "\n"), "\n")
+	if len(got) != len(cases) {
+		t.Fatalf("%d lines for %d cases:\n%s", len(got), len(cases), out)
+	}
+	for i, tc := range cases {
+		if got[i] != tc.want {
+			t.Errorf("cpu_description(%q, %q) = %q, want %q", tc.cpuinfo, tc.config, got[i], tc.want)
 		}
 	}
 }
