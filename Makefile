@@ -23,6 +23,8 @@ help:
 	@echo "make lint    gofmt, go vet, staticcheck"
 	@echo "make bench   run the benchmarks (scripts/bench)"
 	@echo "make setup   install what is missing (scripts/setup.sh)"
+	@echo "make model-tiles   train the real-data model (README, Models)"
+	@echo "make bench-train   time train.py's malloc settings side by side"
 
 # Setup runs when the stamp is missing or older than what it installs from.
 $(SETUP_STAMP): scripts/setup.sh scripts/train/backbone.sh go.mod go.sum
@@ -100,7 +102,7 @@ TILES_TRAIN_FLAGS ?= --size 160 --width 16 --epochs 24 --samples-per-epoch 2048 
 # 600 of the previous photo and E rising is one tile (240 tiles)
 TILES_PARTS_FLAGS ?= --group-exposures 600
 
-.PHONY: model model-tiles model-tiles-parts
+.PHONY: model model-tiles model-tiles-parts bench-train
 
 model: build
 	rm -rf $(MODEL_WORK)/synth-train $(MODEL_WORK)/synth-fresh $(MODEL_WORK)/builtin
@@ -134,3 +136,9 @@ model-tiles: build
 
 model-tiles-parts: build
 	$(call train-tiles,$(TILES_PARTS_FLAGS))
+
+# bench-train: train.py's malloc settings side by side on the recipe, cut to
+# one short epoch (scripts/train/bench.sh; about 4 minutes on 2 cores)
+bench-train: $(SETUP_STAMP)
+	@bash scripts/train/backbone.sh $(BACKBONE)
+	bash scripts/train/bench.sh $(DATA) $(MODEL_WORK)/bench $(TILES_TRAIN_FLAGS)
