@@ -126,9 +126,14 @@ define train-tiles
 	@test -d "$(DATA)" || { echo "DATA=$(DATA) is not a folder (want DATA=../shared/datasets/magnetic-tile)"; exit 2; }
 	@bash scripts/train/backbone.sh $(BACKBONE)
 	nice -n 10 $(PY) scripts/train/train.py --data $(DATA) --out $(OUT) --name magnetic-tiles --holdout exp5_ $(TILES_TRAIN_FLAGS) $(1)
-	for pkg in $(OUT) $(OUT)/int8; do test -d $$pkg || continue; \
-		$(BIN)/linesight model calibrate --quiet --model $$pkg --data $(OUT)/heldout/val --split val || exit 1; \
-		for d in test exp5; do $(BIN)/linesight model eval --quiet --model $$pkg --data $(OUT)/heldout/$$d || exit 1; done; done
+	@# the two packages side by side (the Go engine scores on one core of two),
+	@# each one's report printed whole once both are done
+	@pids=""; for k in fp32 int8; do pkg=$(OUT); [ $$k = int8 ] && pkg=$(OUT)/int8; test -d $$pkg || continue; \
+		{ $(BIN)/linesight model calibrate --quiet --model $$pkg --data $(OUT)/heldout/val --split val && \
+		  for d in test exp5; do $(BIN)/linesight model eval --quiet --model $$pkg --data $(OUT)/heldout/$$d || exit 1; done; \
+		} > $(OUT)/eval-$$k.log 2>&1 & pids="$$pids $$!"; done; \
+	fail=0; for p in $$pids; do wait $$p || fail=1; done; \
+	for k in fp32 int8; do test -f $(OUT)/eval-$$k.log && cat $(OUT)/eval-$$k.log; done; exit $$fail
 endef
 
 model-tiles: build
