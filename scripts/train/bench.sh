@@ -9,13 +9,13 @@
 # byte (the setting changes where memory comes from, never a value).
 set -euo pipefail
 [ $# -ge 2 ] || { echo "usage: $0 DATA WORK TRAIN-FLAGS..." >&2; exit 2; }
-data=$1 work=$2
+[ -d "$1" ] || { echo "bench: DATA=$1 is not a folder (want ../shared/datasets/magnetic-tile)" >&2; exit 2; }
+data=$(realpath "$1") work=$(realpath -m "$2")
 shift 2
 py=${PY:-/usr/bin/python3}
 rounds=${BENCH_ROUNDS:-2}
 samples=${BENCH_SAMPLES:-512}
 cd "$(dirname "$0")/../.."
-[ -d "$data" ] || { echo "bench: DATA=$data is not a folder (want ../shared/datasets/magnetic-tile)" >&2; exit 2; }
 rm -rf "$work"
 mkdir -p "$work"
 echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')"

@@ -347,12 +347,12 @@ def keep_freed_memory():
     same tens of megabytes of activations again and again; by default each
     large block is a fresh mmap whose pages the kernel faults in and zeroes
     on first touch. Measured side by side on 2 cores (README, Models,
-    session 17; scripts/train/bench.sh): a MobileSegNet epoch 0.88x its
-    time, the scoring and int8 simulation after training 22 s instead of
-    62 s, the weights the same to the bit. The price: the heap keeps what it
-    held until the process exits (peak resident memory 3.3 GB against
-    2.6 GB). Returns whether the settings took (False where the C library
-    is not glibc)."""
+    session 17; scripts/train/bench.sh): the scoring and int8 simulation
+    after training 0.30x its time (22 s instead of 72 s), an epoch of both
+    networks 0.92-0.97x, the model files the same byte for byte. The
+    price: the heap keeps what it held until the process exits (peak
+    resident memory 3.3 GB against 2.6 GB). Returns whether the settings
+    took (False where the C library is not glibc)."""
     try:
         libc = ctypes.CDLL("libc.so.6")
         ok = libc.mallopt(M_MMAP_MAX, 0) == 1
